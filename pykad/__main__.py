@@ -1,0 +1,5 @@
+"""``python -m pykad`` runs the command line."""
+
+from pykad.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""asyncio glue: one driver per VRRP instance, the daemon lifecycle, signals, systemd."""
