@@ -78,7 +78,7 @@ def _check_config(
 @click.option("-V", "--dont-release-vrrp", is_flag=True, help="Leave VIPs in place on exit.")
 @click.option("-v", "--version", "show_version", is_flag=True, help="Print the version.")
 @click.pass_context
-def cli(ctx: click.Context, **opts: object) -> None:
+def cli(ctx: click.Context, /, **opts: object) -> None:
     """pykad: keepalived-compatible VRRP daemon."""
     if ctx.invoked_subcommand is not None:
         ctx.obj = opts

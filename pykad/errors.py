@@ -59,7 +59,7 @@ class AdapterError(PykadError):
         super().__init__(f"{msg} {detail}".strip())
 
 
-class InvalidTransition(PykadError):  # noqa: N818 - named like h11's LocalProtocolError family
+class InvalidTransition(PykadError):
     """A state change the VRRP state machine does not allow: always a bug in pykad."""
 
     def __init__(self, old: str, new: str, reason: str) -> None:

@@ -6,9 +6,7 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-settings.register_profile(
-    "ci", derandomize=True, max_examples=200, deadline=None, print_blob=True
-)
+settings.register_profile("ci", derandomize=True, max_examples=200, deadline=None, print_blob=True)
 settings.register_profile(
     "hunt",
     max_examples=20_000,

@@ -26,7 +26,7 @@ _NOLOC = SourceLoc("<default>", 0)
 
 
 def _loc() -> SourceLoc:
-    return field(default=_NOLOC, compare=False, repr=False)  # type: ignore[return-value]
+    return field(default=_NOLOC, compare=False, repr=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -35,7 +35,7 @@ def _loc() -> SourceLoc:
 
 class AuthType(StrEnum):
     NONE = "NONE"
-    PASS = "PASS"
+    PASS = "PASS"  # noqa: S105 - the auth type name, not a password
     AH = "AH"
 
 

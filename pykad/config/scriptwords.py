@@ -57,9 +57,7 @@ def split(text: str) -> list[str]:
                 i += 1
                 while True:
                     if i >= n:
-                        raise ScriptQuoteError(
-                            f"String '{text}': missing terminating {end_quote}"
-                        )
+                        raise ScriptQuoteError(f"String '{text}': missing terminating {end_quote}")
                     ch = text[i]
                     if ch == end_quote:
                         i += 1
