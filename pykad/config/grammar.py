@@ -1,0 +1,300 @@
+"""Logical lines -> generic :class:`~pykad.config.tree.Block` tree (spec §1.1 step 5, §1.2).
+
+Theory of operation: this is the only module that imports pyparsing, and no pyparsing object
+leaves it. The token grammar (§1.2) is:
+
+* a token that starts with ``"`` runs to the next ``"`` and loses its quotes (inner blanks
+  kept); a missing closing quote is an "Unmatched quote" error;
+* every unquoted ``{`` and ``}`` is a token of its own even when glued to a word (§1.1 step 5:
+  ``global_defs {notification_email {root@localhost`` is five items);
+* any other token ends at a blank, a ``"`` or a brace (``kw7"quoted"tail`` is three tokens).
+
+For speed, the grammar matches a *run* of plain words (``priority 100``) as one pyparsing
+token and splits it at blanks afterwards, which is exact because a plain run contains no quote
+and no brace; the whole input is scanned in one pass, so the per-match cost of pyparsing is
+paid roughly once per logical line rather than once per word.
+
+Block structure: a line followed by ``{`` opens a block whose children run to the matching
+``}``. Unbalanced braces are located errors; the tree is still built (an orphan ``{``'s
+contents stay at the current level, unclosed blocks are closed at end of input) so that the
+lowering can report everything else in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pyparsing as pp
+
+from pykad.config import source
+from pykad.config.diagnostics import Diagnostic, SourceLoc, Status, error
+from pykad.config.source import LogicalLine
+from pykad.config.tree import Block, ParseResult
+
+__all__ = ["Block", "ParseResult", "parse_file", "parse_lines", "parse_text", "tokenize"]
+
+# keepalived's WHITE_SPACE; "\n" separates the logical lines we concatenate for one scan.
+_WS = " \t\v\f\r\n"
+_BLANK_CLASS = r"[ \t\v\f\r]"
+
+
+def _token_grammar() -> pp.ParserElement:
+    quoted = pp.Regex(r'"[^"\n]*"')("quoted")
+    unmatched = pp.Regex(r'"[^"\n]*')("unmatched")
+    brace = pp.Regex(r"[{}]")("brace")
+    plain_run = pp.Regex(rf'[^\s"{{}}]+(?:{_BLANK_CLASS}+[^\s"{{}}]+)*')("run")
+    tok = pp.MatchFirst([quoted, unmatched, brace, plain_run])
+    tok.set_whitespace_chars(_WS, copy_defaults=False)
+    for e in (quoted, unmatched, brace, plain_run):
+        e.set_whitespace_chars(_WS, copy_defaults=False)
+    return tok.streamline()
+
+
+_TOKEN = _token_grammar()
+
+
+@dataclass(slots=True)
+class _Token:
+    text: str
+    col: int  # 1-based physical column
+    kind: str  # "word" | "quoted" | "{" | "}"
+    start: int  # offset in the logical line text (quote included for quoted)
+    end: int
+
+
+@dataclass(slots=True)
+class TokenizedLine:
+    line: LogicalLine
+    tokens: list[_Token] = field(default_factory=list)
+
+
+def tokenize(
+    lines: Sequence[LogicalLine],
+) -> tuple[list[TokenizedLine], list[Diagnostic]]:
+    """Tokenise every logical line (§1.2) in a single pyparsing scan."""
+    diags: list[Diagnostic] = []
+    out = [TokenizedLine(ln) for ln in lines]
+    if not lines:
+        return out, diags
+    text = "\n".join(ln.text for ln in lines)
+    starts: list[int] = []
+    pos = 0
+    for ln in lines:
+        starts.append(pos)
+        pos += len(ln.text) + 1
+    idx = 0
+    nlines = len(lines)
+    for toks, s, e in _TOKEN.scan_string(text):
+        while idx + 1 < nlines and s >= starts[idx + 1]:
+            idx += 1
+        tl = out[idx]
+        ln = tl.line
+        base = starts[idx]
+        off = s - base
+        name = toks.get_name()
+        matched: str = toks[0]
+        if name == "run":
+            j = 0
+            n = len(matched)
+            while j < n:
+                while j < n and matched[j] in _WS:
+                    j += 1
+                k = j
+                while k < n and matched[k] not in _WS:
+                    k += 1
+                if k > j:
+                    tl.tokens.append(
+                        _Token(matched[j:k], ln.col(off + j), "word", off + j, off + k)
+                    )
+                j = k
+        elif name == "brace":
+            tl.tokens.append(_Token(matched, ln.col(off), matched, off, off + 1))
+        elif name == "quoted":
+            tl.tokens.append(_Token(matched[1:-1], ln.col(off), "quoted", off, e - base))
+        else:  # unmatched quote: keepalived stops tokenising the line (§1.2)
+            diags.append(
+                error(
+                    ln.loc(off),
+                    f"Unmatched quote: '{ln.text}'",
+                    hint="add the closing '\"'",
+                )
+            )
+    return out, diags
+
+
+@dataclass(slots=True)
+class _Frame:
+    opener: _Item | None  # None for an orphan '{' (no keyword before it)
+    brace_loc: SourceLoc
+    children: list[_Item | Block] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Item:
+    """A line segment between braces, not yet turned into a Block."""
+
+    tokens: list[_Token]
+    line: LogicalLine
+    raw: str
+
+
+def _block(item: _Item, children: tuple[Block, ...] | None, src: str) -> Block:
+    toks = item.tokens
+    return Block(
+        keyword=toks[0].text,
+        args=tuple(t.text for t in toks[1:]),
+        loc=SourceLoc(item.line.file, item.line.line, toks[0].col),
+        arg_locs=tuple(SourceLoc(item.line.file, item.line.line, t.col) for t in toks[1:]),
+        raw=item.raw,
+        children=children,
+        source_line=src,
+    )
+
+
+def parse_lines(
+    lines: Sequence[LogicalLine], physical: Mapping[str, Sequence[str]]
+) -> tuple[tuple[Block, ...], list[Diagnostic]]:
+    """Build the Block tree from logical lines; ``physical`` supplies caret source lines."""
+    tokenized, diags = tokenize(lines)
+
+    def src_of(ln: LogicalLine) -> str:
+        pl = physical.get(ln.file)
+        if pl is not None and 0 < ln.line <= len(pl):
+            return pl[ln.line - 1]
+        return ln.text
+
+    root = _Frame(None, SourceLoc("<root>", 0))
+    stack: list[_Frame] = [root]
+    prev_was_line = False
+
+    def finish(item: _Item | Block) -> Block:
+        if isinstance(item, Block):
+            return item
+        return _block(item, None, src_of(item.line))
+
+    def close(frame: _Frame) -> None:
+        children = tuple(finish(c) for c in frame.children)
+        parent = stack[-1]
+        if frame.opener is None:
+            parent.children.extend(children)  # orphan '{': keep its contents at this level
+        else:
+            parent.children.append(_block(frame.opener, children, src_of(frame.opener.line)))
+
+    for tl in tokenized:
+        ln = tl.line
+        seg: list[_Token] = []
+        toks = tl.tokens
+        for i, tok in enumerate([*toks, None]):
+            if tok is None or tok.kind in "{}":
+                if seg:
+                    raw = ln.text[seg[0].start : seg[-1].end]
+                    stack[-1].children.append(_Item(seg, ln, raw))
+                    prev_was_line = True
+                    seg = []
+                if tok is None:
+                    break
+                loc = ln.loc(tok.start)
+                if tok.kind == "{":
+                    top = stack[-1]
+                    last = top.children[-1] if top.children else None
+                    if prev_was_line and isinstance(last, _Item):
+                        top.children.pop()
+                        stack.append(_Frame(last, loc))
+                    else:
+                        diags.append(
+                            error(
+                                loc,
+                                "Unexpected '{' with no keyword before it",
+                                source_line=src_of(ln),
+                            )
+                        )
+                        stack.append(_Frame(None, loc))
+                elif len(stack) == 1:
+                    diags.append(
+                        error(
+                            loc,
+                            "Extra '}' found",
+                            hint="no block is open here; delete this '}'",
+                            source_line=src_of(ln),
+                        )
+                    )
+                else:
+                    close(stack.pop())
+                prev_was_line = False
+                continue
+            seg.append(toks[i])
+    if len(stack) > 1:
+        missing = len(stack) - 1
+        first = next((f for f in stack[1:] if f.opener is not None), stack[1])
+        what = (
+            f"block '{first.opener.tokens[0].text}' opened here"
+            if first.opener is not None
+            else "the '{' here"
+        )
+        diags.append(
+            error(
+                first.brace_loc,
+                f"{missing} missing '}}': {what} is never closed",
+                status=Status.GENERAL,
+            )
+        )
+        while len(stack) > 1:
+            close(stack.pop())
+    blocks = tuple(finish(c) for c in root.children)
+    return blocks, diags
+
+
+def _sorted(diags: Sequence[Diagnostic], files: Sequence[str]) -> tuple[Diagnostic, ...]:
+    order = {f: i for i, f in enumerate(files)}
+
+    def key(d: Diagnostic) -> tuple[int, int, int, int]:
+        if d.loc is None:
+            return (1, 0, 0, 0)
+        return (0, order.get(d.loc.file, len(order)), d.loc.line, d.loc.col)
+
+    return tuple(sorted(diags, key=key))
+
+
+def _result(src: source.SourceResult) -> ParseResult:
+    blocks, diags = parse_lines(src.lines, src.physical)
+    all_diags = _sorted([*src.diagnostics, *diags], list(src.physical))
+    return ParseResult(blocks=blocks, diagnostics=all_diags, lines=src.physical)
+
+
+def parse_text(
+    text: str,
+    file: str = "<string>",
+    *,
+    base_dir: str | None = None,
+    config_id: str | None = None,
+    all_config: bool = False,
+    rng: random.Random | None = None,
+) -> ParseResult:
+    """Parse configuration text; ``include`` paths resolve against ``base_dir`` (or cwd)."""
+    del base_dir, config_id, all_config, rng  # used once the full source layer lands
+    return _result(source.read_text_basic(text, file))
+
+
+def parse_file(
+    path: str | os.PathLike[str],
+    *,
+    config_id: str | None = None,
+    all_config: bool = False,
+    rng: random.Random | None = None,
+) -> ParseResult:
+    """Read and parse a configuration file with its includes."""
+    name = os.fspath(path)
+    try:
+        with open(name, encoding="utf-8", errors="surrogateescape") as fh:
+            text = fh.read()
+    except OSError as exc:
+        diag = error(
+            SourceLoc(name, 0),
+            f"cannot read configuration file: {exc.strerror or exc}",
+            status=Status.FILE_NOT_FOUND,
+        )
+        return ParseResult(blocks=(), diagnostics=(diag,), lines={})
+    return parse_text(text, name, config_id=config_id, all_config=all_config, rng=rng)
