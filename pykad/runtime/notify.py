@@ -1,0 +1,358 @@
+"""Notify scripts and FIFO lines: pykad's :class:`~pykad.adapters.ports.NotifyPort` (spec §6).
+
+What happens for one notification (spec §6.1), in order: the state's own script
+(``notify_master`` ...) with exactly its configured argv; the generic ``notify`` script with
+``INSTANCE|GROUP <name> <STATE> <prio>`` appended (§6.2); one line
+``INSTANCE "<name>" <STATE> <prio>`` to every open FIFO (§6.4).
+
+Execution model (§6.3): never a shell (``create_subprocess_exec``), stdin/stdout/stderr on
+/dev/null, working directory ``/``, a process group of its own (a timeout kills the whole
+tree), run as the configured user (the script's own ``USER [GROUP]``, else ``script_user``,
+else ``keepalived_script`` when that account exists, else the daemon's user) with the
+supplementary groups cleared as 2.2.7 does. The environment is the daemon's minus
+``IFS``/``LD_PRELOAD``/``LD_LIBRARY_PATH`` (keepalived HEAD).
+
+keepalived forks and forgets. pykad keeps a queue per instance (and per sync group) so that
+notifications of one instance start in the order the state machine produced them; the queue
+waits for a notification's scripts before starting the next one, bounded by
+``script_timeout_s`` after which the script's process group is killed and the hang reported.
+The protocol never waits for any of this: :meth:`Notifier.notify` only enqueues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import grp
+import logging
+import os
+import pwd
+import shutil
+import signal
+import stat
+from dataclasses import dataclass
+
+from pykad.config.model import Config, NotifyFifo, Script
+from pykad.config.model import Notify as NotifyScripts
+
+log = logging.getLogger(__name__)
+
+# spec §6.1: the state-specific script for each notification event
+_STATE_SCRIPT = {
+    "MASTER": "master",
+    "BACKUP": "backup",
+    "FAULT": "fault",
+    "STOP": "stop",
+    "DELETED": "deleted",
+}
+_SCRUBBED_ENV = ("IFS", "LD_PRELOAD", "LD_LIBRARY_PATH")
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Command:
+    argv: tuple[str, ...]
+    creds: Credentials | None  # None: run as the daemon's own user
+    label: str  # for logs: notify_master, notify, ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    commands: tuple[_Command, ...]
+    fifo_line: bytes
+
+
+def fifo_line(kind: str, name: str, event: str, priority: int) -> bytes:
+    """``INSTANCE "VI_1" MASTER 100\\n`` (spec §6.4); groups always report priority 0."""
+    return f'{kind} "{name}" {event} {0 if kind == "GROUP" else priority}\n'.encode()
+
+
+def notify_argv(script: Script, kind: str, name: str, event: str, priority: int) -> tuple[str, ...]:
+    """The generic ``notify`` argv: configured words + TYPE NAME STATE PRIO (spec §6.2)."""
+    prio = 0 if kind == "GROUP" else priority
+    return (*script.argv, kind, name, event, str(prio))
+
+
+def _resolve_creds(user: str | None, group: str | None) -> Credentials | None:
+    """Credentials for a script, or None to run as ourselves. Raises KeyError if unknown."""
+    if user is None:
+        return None
+    pw = pwd.getpwnam(user)
+    gid = pw.pw_gid if group is None else grp.getgrnam(group).gr_gid
+    return Credentials(pw.pw_uid, gid)
+
+
+class Notifier:
+    """Runs notify scripts and writes FIFO lines for every instance and sync group."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        script_timeout_s: float = 30.0,
+        kill_grace_s: float = 1.0,
+    ) -> None:
+        self._config = config
+        self.script_timeout_s = script_timeout_s
+        self.kill_grace_s = kill_grace_s
+        self._queues: dict[tuple[str, str], asyncio.Queue[_Job]] = {}
+        self._workers: set[asyncio.Task[None]] = set()
+        self._running: set[asyncio.subprocess.Process] = set()
+        self._fifos: dict[str, int] = {}  # path -> fd
+        self._created_fifos: set[str] = set()
+        self._fifo_scripts: list[asyncio.subprocess.Process] = []
+        self.failures = 0  # scripts that could not start or were killed at their timeout
+
+    # ---------------------------------------------------------------- configuration / FIFOs
+
+    def _fifo_specs(self) -> list[NotifyFifo]:
+        g = self._config.global_defs
+        specs = [f for f in (g.notify_fifo, g.vrrp_notify_fifo) if f is not None]
+        # spec §6.4: the vrrp FIFO is ignored when it names the global one
+        if len(specs) == 2 and specs[0].path == specs[1].path:
+            specs.pop()
+        return specs
+
+    def _default_user(self) -> tuple[str | None, str | None]:
+        g = self._config.global_defs
+        if g.script_user is not None:
+            return g.script_user, g.script_group
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam("keepalived_script")
+            return "keepalived_script", None
+        return None, None
+
+    def _command(self, script: Script, argv: tuple[str, ...], label: str) -> _Command | None:
+        user: str | None = script.user
+        group = script.group
+        if user is None:
+            user, group = self._default_user()
+        try:
+            creds = _resolve_creds(user, group)
+        except KeyError:
+            log.error("%s: unknown user/group %s:%s - not running %s", label, user, group, argv[0])
+            self.failures += 1
+            return None
+        if creds is not None and os.geteuid() != 0:
+            creds = None  # not root: we cannot change user; run as ourselves
+        return _Command(argv, creds, label)
+
+    async def open(self) -> None:
+        """Create and open the configured FIFOs, and start their ``*_fifo_script``s."""
+        for spec in self._fifo_specs():
+            fd = self._open_fifo(spec)
+            if fd is None:
+                continue
+            self._fifos[spec.path] = fd
+            if spec.script is not None:
+                cmd = self._command(spec.script, (*spec.script.argv, spec.path), "fifo_script")
+                if cmd is not None:
+                    proc = await self._spawn(cmd)
+                    if proc is not None:
+                        self._fifo_scripts.append(proc)
+
+    def _open_fifo(self, spec: NotifyFifo) -> int | None:
+        try:
+            try:
+                st = os.stat(spec.path)
+            except FileNotFoundError:
+                os.mkfifo(spec.path, 0o644)
+                os.chmod(spec.path, 0o644)  # mkfifo obeys the umask; keepalived wants 0644
+                self._created_fifos.add(spec.path)
+                if spec.user is not None:
+                    creds = _resolve_creds(spec.user, spec.group)
+                    if creds is not None:
+                        os.chown(spec.path, creds.uid, creds.gid)
+            else:
+                if not stat.S_ISFIFO(st.st_mode):
+                    log.error("notify FIFO %s exists and is not a FIFO - ignoring", spec.path)
+                    return None
+            # O_RDWR: opening never blocks and writes never fail with ENXIO/EPIPE when no
+            # reader is attached (keepalived does the same).
+            return os.open(spec.path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (OSError, KeyError) as exc:
+            log.error("Unable to open notify FIFO %s: %s", spec.path, exc)
+            return None
+
+    async def update(self, config: Config) -> None:
+        """A reload: new scripts apply to notifications queued from now on; FIFOs reopened."""
+        old_specs = self._fifo_specs()
+        self._config = config
+        if self._fifo_specs() != old_specs:
+            await self._close_fifos()
+            await self.open()
+
+    # ---------------------------------------------------------------- NotifyPort
+
+    def notify(self, kind: str, name: str, event: str, priority: int) -> None:
+        """Queue the scripts and FIFO lines for ``kind`` (INSTANCE|GROUP) ``name``."""
+        scripts = self._scripts_for(kind, name)
+        commands: list[_Command | None] = []
+        if scripts is not None and event == "MASTER_RX_LOWER_PRI":
+            own = scripts.master_rx_lower_pri  # runs with no extra arguments (spec §6.2)
+            if own is not None:
+                commands.append(self._command(own, own.argv, "notify_master_rx_lower_pri"))
+        elif scripts is not None and event in _STATE_SCRIPT:
+            own = getattr(scripts, _STATE_SCRIPT[event])
+            if own is not None:
+                commands.append(self._command(own, own.argv, "notify_" + _STATE_SCRIPT[event]))
+            if scripts.generic is not None:
+                argv = notify_argv(scripts.generic, kind, name, event, priority)
+                commands.append(self._command(scripts.generic, argv, "notify"))
+        job = _Job(
+            tuple(c for c in commands if c is not None), fifo_line(kind, name, event, priority)
+        )
+        key = (kind, name)
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = asyncio.Queue()
+            task = asyncio.get_running_loop().create_task(
+                self._worker(queue), name=f"notify {kind} {name}"
+            )
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+        queue.put_nowait(job)
+
+    def _scripts_for(self, kind: str, name: str) -> NotifyScripts | None:
+        if kind == "GROUP":
+            for group in self._config.sync_groups:
+                if group.name == name:
+                    return group.notify
+            return None
+        for inst in self._config.vrrp_instances:
+            if inst.name == name:
+                return inst.notify
+        return None
+
+    # ---------------------------------------------------------------- execution
+
+    async def _worker(self, queue: asyncio.Queue[_Job]) -> None:
+        while True:
+            job = await queue.get()
+            try:
+                await self._run_job(job)
+            finally:
+                queue.task_done()
+
+    async def _run_job(self, job: _Job) -> None:
+        procs = [(cmd, await self._spawn(cmd)) for cmd in job.commands]
+        self._write_fifos(job.fifo_line)
+        for cmd, proc in procs:
+            if proc is not None:
+                await self._wait(cmd, proc)
+
+    async def _spawn(self, cmd: _Command) -> asyncio.subprocess.Process | None:
+        argv0 = cmd.argv[0]
+        if "/" not in argv0:
+            argv0 = shutil.which(argv0) or argv0
+        env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
+        creds: dict[str, object] = {}
+        if cmd.creds is not None:
+            creds = {"user": cmd.creds.uid, "group": cmd.creds.gid, "extra_groups": []}
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                argv0,
+                *cmd.argv[1:],
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                cwd="/",
+                env=env,
+                process_group=0,  # own group: a timeout kills the whole tree (spec §6.3)
+                **creds,  # type: ignore[arg-type]
+            )
+        except OSError as exc:
+            self.failures += 1
+            log.error("Failed to exec %s `%s`: %s", cmd.label, " ".join(cmd.argv), exc)
+            return None
+        self._running.add(proc)
+        log.debug("Executing %s `%s` (pid %d)", cmd.label, " ".join(cmd.argv), proc.pid)
+        return proc
+
+    async def _wait(self, cmd: _Command, proc: asyncio.subprocess.Process) -> None:
+        try:
+            await asyncio.wait_for(proc.wait(), self.script_timeout_s)
+        except TimeoutError:
+            self.failures += 1
+            log.warning(
+                "%s `%s` (pid %d) timed out after %gs - killing its process group",
+                cmd.label,
+                " ".join(cmd.argv),
+                proc.pid,
+                self.script_timeout_s,
+            )
+            await self._kill(proc)
+        finally:
+            self._running.discard(proc)
+
+    async def _kill(self, proc: asyncio.subprocess.Process) -> None:
+        """SIGTERM the process group, SIGKILL it after ``kill_grace_s`` (like keepalived)."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            try:
+                await asyncio.wait_for(proc.wait(), self.kill_grace_s)
+                return
+            except TimeoutError:
+                continue
+
+    def _write_fifos(self, line: bytes) -> None:
+        for path, fd in self._fifos.items():
+            try:
+                os.write(fd, line)
+            except BlockingIOError:
+                log.debug("notify FIFO %s full - dropping %r", path, line)
+            except OSError as exc:
+                if exc.errno != errno.EAGAIN:
+                    log.warning("Write to notify FIFO %s failed: %s", path, exc)
+
+    # ---------------------------------------------------------------- shutdown
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait for every queued notification to finish, at most ``timeout_s``.
+
+        At shutdown keepalived gives the STOP scripts 1 s, then SIGKILLs their process groups
+        (spec §6.3). Returns True when everything finished in time.
+        """
+        joins = [q.join() for q in self._queues.values()]
+        try:
+            await asyncio.wait_for(asyncio.gather(*joins), timeout_s)
+            return True
+        except TimeoutError:
+            for proc in list(self._running):
+                log.warning("Killing notify script pid %d at shutdown", proc.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            return False
+
+    async def close(self) -> None:
+        """Stop the workers, kill what still runs, close and unlink our FIFOs."""
+        for task in list(self._workers):
+            task.cancel()
+        for proc in list(self._running):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+        self._running.clear()
+        if self._workers:
+            await asyncio.gather(*self._workers, return_exceptions=True)
+        self._queues.clear()
+        await self._close_fifos()
+
+    async def _close_fifos(self) -> None:
+        for proc in self._fifo_scripts:
+            await self._kill(proc)
+        self._fifo_scripts.clear()
+        for fd in self._fifos.values():
+            os.close(fd)
+        self._fifos.clear()
+        for path in self._created_fifos:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        self._created_fifos.clear()
