@@ -49,6 +49,7 @@ IFNAME: Final = "eth0"  # the interface name inside every router / client namesp
 BRIDGE: Final = "br0"
 NS_PREFIX: Final = "pk-"
 
+_CLEANUP_SIGNALS: Final = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 _counter = itertools.count(1)
 _open_labs: set[Lab] = set()
 _registry_lock = threading.Lock()
@@ -129,6 +130,11 @@ def _kill_pids(pids: Sequence[int], *, grace_s: float) -> None:
     for p in live:
         _signal(p, signal.SIGKILL)
         _reaped(p)
+
+
+def process_gone(pid: int) -> bool:
+    """True when ``pid`` no longer runs (absent, or a zombie waiting for its reaper)."""
+    return not _pid_alive(pid) or _is_zombie(pid)
 
 
 def _signal(pid: int, sig: int) -> bool:
@@ -331,6 +337,10 @@ class Lab:
         if self._closed:
             return
         self._closed = True
+        # A second Ctrl-C must not cut the cleanup short: hold SIGINT/SIGTERM/SIGHUP until the
+        # namespaces are gone (they are delivered, and raise, right after).
+        in_main = threading.current_thread() is threading.main_thread()
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _CLEANUP_SIGNALS) if in_main else None
         try:
             live = [p for p in self._procs if p.poll() is None]
             for p in live:
@@ -353,6 +363,8 @@ class Lab:
             self._restore_signal_handlers()
             with _registry_lock:
                 _open_labs.discard(self)
+            if old_mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
     # -- signals: Ctrl-C is KeyboardInterrupt already; make SIGTERM/SIGHUP unwind too --------
 
