@@ -75,6 +75,19 @@ class GroupSync:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupNotify:
+    """Run the sync group's notify scripts / FIFO line for ``event`` (spec §4.1, §6.1).
+
+    Emitted once per group state change by the member whose transition changed the group
+    state (the coordinator in :mod:`pykad.fsm.syncgroup` suppresses duplicates). The group
+    priority argument is always 0 (spec §6.2), so it carries none.
+    """
+
+    group: str
+    event: str
+
+
+@dataclass(frozen=True, slots=True)
 class Log:
     """A log line in keepalived's words, without the ``(NAME) `` prefix the driver adds."""
 
@@ -82,4 +95,14 @@ class Log:
     level: int = logging.INFO
 
 
-Effect = SendAdvert | InstallVips | RemoveVips | Announce | Transition | Notify | GroupSync | Log
+Effect = (
+    SendAdvert
+    | InstallVips
+    | RemoveVips
+    | Announce
+    | Transition
+    | Notify
+    | GroupSync
+    | GroupNotify
+    | Log
+)

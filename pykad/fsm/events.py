@@ -62,9 +62,14 @@ class TrackFileChanged:
 
 @dataclass(frozen=True, slots=True)
 class SourceAddressChanged:
-    """The instance's source address (primary or configured) appeared or disappeared."""
+    """The instance's source address (primary or configured) appeared or disappeared.
+
+    ``address`` (optional) is the new own address used for the MASTER tie-break (spec §5.4)
+    when the interface's primary address changed; None keeps the current one.
+    """
 
     present: bool
+    address: IPAddress | None = None
 
 
 @dataclass(frozen=True, slots=True)
