@@ -1,0 +1,339 @@
+"""One asyncio task per ``vrrp_instance``: the machine's inbox, its deadline, its effects.
+
+Theory of operation (STYLE §C, aioquic's "one deadline"): the driver owns a
+:class:`~pykad.fsm.machine.VrrpMachine`. It waits for whichever comes first, an event in its
+inbox or the machine's ``next_deadline()`` (delivered as ``TimersDue``), hands it to
+``machine.handle(event, now)`` and executes the returned effects in order through the ports.
+Nothing else ever calls the machine: the socket pool's receive callback, the link monitor and
+the daemon (signals, reload, sync groups) only ``put`` events into :attr:`InstanceDriver.inbox`.
+
+Receive path (spec §5.7): packets arrive from the shared socket already demultiplexed by
+VRID; an instance in INIT or FAULT ignores them (check 3); the rest go through
+:func:`pykad.proto.validate.validate` with the instance's :class:`RxPolicy` and become
+``AdvertReceived`` or a counted ``Discard`` (keepalived's stats names, rate-limited debug
+log). Peer garbage never reaches the machine.
+
+Effects never stop the machine: an adapter failure (``AdapterError`` / ``OSError``) is logged
+with the instance name and counted under ``adapter_errors`` and the next effect runs.
+Announcements (gratuitous ARP / NA) may be paced by ``vrrp_garp_interval``, so they run in a
+background task of their own, one burst after the other; leaving MASTER cancels the bursts
+still queued (keepalived removes "pending GARPs" with the VIPs, spec §5.6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from pykad.adapters.ports import (
+    AddressPort,
+    AnnouncePort,
+    NotifyPort,
+    PacketPort,
+    ReceivedPacket,
+)
+from pykad.config.model import AuthType, GlobalDefs, IPAddress, VirtualAddress, VrrpInstance
+from pykad.errors import AdapterError
+from pykad.fsm.effects import (
+    Announce,
+    Effect,
+    GroupNotify,
+    GroupSync,
+    InstallVips,
+    Log,
+    Notify,
+    RemoveVips,
+    SendAdvert,
+    Transition,
+)
+from pykad.fsm.events import (
+    AdvertReceived,
+    Event,
+    Reconfigure,
+    Shutdown,
+    SourceAddressChanged,
+    Startup,
+    TimersDue,
+)
+from pykad.fsm.machine import VrrpMachine
+from pykad.proto.advert import Advert, AdvertEncoder
+from pykad.proto.constants import AUTH_NONE, AUTH_PASS
+from pykad.proto.errors import KEEPALIVED_COUNTER, DecodeError, Discard
+from pykad.proto.validate import PeerPolicy, RxPolicy, address_check_applies, validate
+from pykad.runtime.stats import InstanceStats
+
+log = logging.getLogger(__name__)
+
+DISCARD_LOG_INTERVAL_S = 1.0  # at most one debug line per discard reason per second
+
+# Discards that keepalived detects after counting the advert as received (spec §5.7 step
+# 14 precedes the address-list and unicast-source checks of step 15).
+_AFTER_RCVD = frozenset({Discard.UNICAST_SRC})
+
+
+class GroupRouter(Protocol):
+    def __call__(self, group: str, state: str, origin: str) -> None:
+        """Deliver GroupForce(state) to every member of ``group`` except ``origin``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    """What one driver talks to; ``packets`` is per instance, the others are shared."""
+
+    packets: PacketPort
+    addresses: AddressPort
+    announcer: AnnouncePort
+    notifier: NotifyPort
+
+
+def rx_policy_for(cfg: VrrpInstance, gdefs: GlobalDefs | None = None) -> RxPolicy:
+    """The receive checks of one instance (spec §5.7), from its configuration."""
+    gdefs = gdefs or GlobalDefs()
+    peers = tuple(
+        PeerPolicy(address=p.address, min_ttl=p.min_ttl, max_ttl=p.max_ttl)
+        for p in cfg.unicast_peers
+    )
+    # spec §3.1: min_ttl/max_ttl on any peer turns the unicast source check on
+    ttl_window = any(p.min_ttl != 0 or p.max_ttl != 255 for p in cfg.unicast_peers)
+    return RxPolicy(
+        version=cfg.version,
+        family=cfg.family,
+        vrid=cfg.vrid,
+        adver_int_cs=cfg.advert_int_cs,
+        vips=tuple(v.ip for v in cfg.virtual_addresses),
+        auth_type=AUTH_PASS if cfg.auth.type is AuthType.PASS else AUTH_NONE,
+        auth_data=cfg.auth.password if cfg.auth.type is AuthType.PASS else bytes(8),
+        peers=peers,
+        check_unicast_src=cfg.check_unicast_src or gdefs.vrrp_check_unicast_src or ttl_window,
+        checksum_as_v2=cfg.v3_checksum_as_v2,
+        skip_check_adv_addr=cfg.skip_check_adv_addr,
+    )
+
+
+def _unspecified(family: int) -> IPAddress:
+    return ipaddress.IPv4Address(0) if family == 4 else ipaddress.IPv6Address(0)
+
+
+def advert_for(cfg: VrrpInstance) -> Advert:
+    """The advert template of an instance (priority is filled per send)."""
+    auth = cfg.auth.type is AuthType.PASS and cfg.version == 2
+    return Advert(
+        version=cfg.version,
+        vrid=cfg.vrid,
+        priority=cfg.priority,
+        adver_int_cs=cfg.advert_int_cs,
+        addresses=tuple(v.ip for v in cfg.virtual_addresses),
+        auth_type=AUTH_PASS if auth else AUTH_NONE,
+        auth_data=cfg.auth.password if auth else bytes(8),
+    )
+
+
+class InstanceDriver:
+    """Runs one machine: ``await driver.run()`` returns after Shutdown has been applied."""
+
+    def __init__(
+        self,
+        machine: VrrpMachine,
+        ports: Ports,
+        *,
+        source: IPAddress | None = None,
+        global_defs: GlobalDefs | None = None,
+        clock: Callable[[], float] | None = None,
+        group_router: GroupRouter | None = None,
+        startup_delay_s: float = 0.0,
+    ) -> None:
+        self.machine = machine
+        self.ports = ports
+        self.gdefs = global_defs or GlobalDefs()
+        self.clock = clock or asyncio.get_running_loop().time
+        self.group_router = group_router
+        self.startup_delay_s = startup_delay_s
+        self.inbox: asyncio.Queue[Event] = asyncio.Queue()
+        self.stats = InstanceStats()
+        self.last_transition_wall: float | None = None  # time.time() of the last change
+        self.finished = False
+        cfg = machine.cfg
+        self.policy = rx_policy_for(cfg, self.gdefs)
+        self.encoder = AdvertEncoder(
+            advert_for(cfg),
+            src=source or _unspecified(cfg.family),
+            checksum_as_v2=cfg.v3_checksum_as_v2,
+        )
+        self._announce_q: asyncio.Queue[Announce] = asyncio.Queue()
+        self._announcer: asyncio.Task[None] | None = None
+        self._discard_logged: dict[Discard, float] = {}
+
+    @property
+    def name(self) -> str:
+        return self.machine.cfg.name
+
+    @property
+    def cfg(self) -> VrrpInstance:
+        return self.machine.cfg
+
+    # ------------------------------------------------------------------ the loop
+
+    async def run(self) -> None:
+        self._announcer = asyncio.create_task(self._announce_loop(), name=f"garp {self.name}")
+        # spec §5.2 step 5 vrrp_startup_delay: the machine stays in INIT (it ignores adverts
+        # and only records tracker changes) and gets Startup when the delay is over.
+        startup_at: float | None = None
+        if self.startup_delay_s > 0:
+            startup_at = self.clock() + self.startup_delay_s
+            log.info("(%s) Delaying startup for %g seconds", self.name, self.startup_delay_s)
+        try:
+            if startup_at is None:
+                await self.dispatch(Startup())
+            while not self.finished:
+                deadline = self.machine.next_deadline() if startup_at is None else startup_at
+                timeout = None if deadline is None else max(0.0, deadline - self.clock())
+                try:
+                    event: Event = await asyncio.wait_for(self.inbox.get(), timeout)
+                except TimeoutError:
+                    event = TimersDue() if startup_at is None else Startup()
+                if isinstance(event, Startup):
+                    startup_at = None
+                await self.dispatch(event)
+        finally:
+            self._announcer.cancel()
+            await asyncio.gather(self._announcer, return_exceptions=True)
+
+    async def dispatch(self, event: Event) -> None:
+        """Hand one event to the machine and execute the effects (used by run())."""
+        if isinstance(event, Reconfigure):
+            self._apply_config(event.cfg)
+        elif isinstance(event, SourceAddressChanged) and event.address is not None:
+            self.set_source(event.address)
+        effects = self.machine.handle(event, self.clock())
+        await self.execute(effects)
+        if isinstance(event, Shutdown):
+            self.finished = True
+
+    def _apply_config(self, cfg: VrrpInstance) -> None:
+        self.policy = rx_policy_for(cfg, self.gdefs)
+        self.encoder.update(
+            addresses=tuple(v.ip for v in cfg.virtual_addresses), adver_int_cs=cfg.advert_int_cs
+        )
+
+    def set_source(self, source: IPAddress) -> None:
+        """The advert source address changed (v3 checksums cover it)."""
+        self.encoder.update(src=source)
+
+    # ------------------------------------------------------------------ effects
+
+    async def execute(self, effects: Iterable[Effect]) -> None:
+        for effect in effects:
+            try:
+                await self._execute_one(effect)
+            except (AdapterError, OSError) as exc:
+                self.stats.count("adapter_errors")
+                log.error("(%s) %s failed: %s", self.name, type(effect).__name__, exc)
+
+    async def _execute_one(self, effect: Effect) -> None:
+        cfg = self.cfg
+        match effect:
+            case SendAdvert(priority=prio):
+                self.ports.packets.send(self.encoder.payload_for(prio))
+                self.stats.count("advert_sent")
+                if prio == 0:
+                    self.stats.count("pri_zero_sent")
+                    log.info("(%s) sent 0 priority", self.name)
+            case InstallVips(addresses=addrs, routes=routes, rules=rules):
+                log.info("(%s) setting VIPs.", self.name)
+                await self.ports.addresses.install(addrs, routes, rules, default_dev=cfg.interface)
+            case RemoveVips(addresses=addrs, routes=routes, rules=rules):
+                self._cancel_announcements()
+                log.info("(%s) removing VIPs.", self.name)
+                await self.ports.addresses.remove(addrs, routes, rules, default_dev=cfg.interface)
+            case Announce():
+                if effect.addresses and effect.repeat > 0:
+                    self._announce_q.put_nowait(effect)
+            case Transition(old=old, new=new, reason=reason):
+                self.last_transition_wall = time.time()
+                if new == "MASTER":
+                    self.stats.count("become_master")
+                elif old == "MASTER" and new in ("BACKUP", "FAULT"):
+                    self.stats.count("release_master")
+                log.debug("(%s) %s -> %s (%s)", self.name, old, new, reason)
+            case Notify(event=event, priority=prio):
+                self.ports.notifier.notify("INSTANCE", self.name, event, prio)
+            case GroupNotify(group=group, event=event):
+                self.ports.notifier.notify("GROUP", group, event, 0)
+            case GroupSync(group=group, state=state):
+                if self.group_router is not None:
+                    self.group_router(group, state, self.name)
+            case Log(message=message, level=level):
+                log.log(level, "(%s) %s", self.name, message)
+
+    def _cancel_announcements(self) -> None:
+        while not self._announce_q.empty():
+            self._announce_q.get_nowait()
+
+    async def _announce_loop(self) -> None:
+        while True:
+            burst = await self._announce_q.get()
+            await self._announce(burst.addresses, burst.repeat)
+
+    async def _announce(self, addresses: tuple[VirtualAddress, ...], repeat: int) -> None:
+        dev = self.cfg.interface
+        for vip in addresses:
+            log.debug("(%s) Sending gratuitous ARP on %s for %s", self.name, vip.dev or dev, vip.ip)
+        try:
+            await self.ports.announcer.announce(addresses, repeat, default_dev=dev)
+        except (AdapterError, OSError) as exc:
+            self.stats.count("adapter_errors")
+            log.error("(%s) gratuitous ARP/NA failed: %s", self.name, exc)
+
+    # ------------------------------------------------------------------ receive path
+
+    def on_packet(self, pkt: ReceivedPacket) -> None:
+        """The socket pool's callback for this instance's VRID (spec §5.7)."""
+        state = self.machine.state
+        if state in ("INIT", "FAULT") or self.finished:
+            return  # check 3: an instance in FAULT or INIT ignores everything
+        check = address_check_applies(
+            self.policy,
+            is_master=state == "MASTER",
+            src=pkt.src,
+            recorded_master=self.machine.master_ip,
+        )
+        try:
+            advert = validate(
+                pkt.src,
+                pkt.dst,
+                pkt.ttl,
+                pkt.payload,
+                self.policy,
+                check_addresses=check,
+                ip_total_length=pkt.ip_total_length,
+            )
+        except DecodeError as exc:
+            self._discarded(exc, pkt.src)
+            return
+        self.stats.count("advert_rcvd")
+        if advert.priority == 0:
+            self.stats.count("pri_zero_rcvd")
+        self.inbox.put_nowait(
+            AdvertReceived(src=pkt.src, priority=advert.priority, adver_int_cs=advert.adver_int_cs)
+        )
+
+    def _discarded(self, exc: DecodeError, src: IPAddress) -> None:
+        reason = exc.reason
+        if reason in _AFTER_RCVD or (
+            reason is Discard.ADDR_LIST and exc.detail.startswith("ip address associated")
+        ):
+            self.stats.count("advert_rcvd")
+        self.stats.count(KEEPALIVED_COUNTER[reason] or reason.value)
+        if KEEPALIVED_COUNTER[reason] not in (None, reason.value):
+            self.stats.count(reason.value)  # keep pykad's finer reason too (dst_mismatch)
+        now = self.clock()
+        last = self._discard_logged.get(reason)
+        if last is None or now - last >= DISCARD_LOG_INTERVAL_S:
+            self._discard_logged[reason] = now
+            log.debug("(%s) %s (from %s)", self.name, exc.detail, src)

@@ -1,0 +1,267 @@
+"""The instance driver on a virtual-time loop: real machine, real codec, recording ports.
+
+No wall-clock time passes: the loop jumps to the machine's deadlines (see conftest.py), so
+the times asserted below are the machine's own (down interval = 3 x 1 s + skew(100)).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import pytest
+
+from pykad.adapters.ports import ReceivedPacket
+from pykad.config.model import (
+    Auth,
+    AuthType,
+    IPAddress,
+    VirtualAddress,
+    VirtualRoute,
+    VirtualRule,
+    VrrpInstance,
+)
+from pykad.errors import AdapterError
+from pykad.fsm import timing
+from pykad.fsm.events import Shutdown
+from pykad.fsm.machine import VrrpMachine
+from pykad.proto.advert import Advert, decode, encode
+from pykad.proto.constants import VRRP_GROUP_V4
+from pykad.runtime.driver import InstanceDriver, Ports
+
+OWN = ipaddress.IPv4Address("192.0.2.1")
+PEER = ipaddress.IPv4Address("192.0.2.2")
+VIP = VirtualAddress(address=ipaddress.IPv4Interface("192.0.2.100/24"))
+DOWN_S = timing.master_down_s(100, 100, 2)  # 3 x 1 s + (256 - 100) / 256
+
+
+@dataclass
+class Recorder:
+    loop: asyncio.AbstractEventLoop
+    calls: list[tuple[float, str, object]] = field(default_factory=list)
+    fail_install: bool = False
+
+    def add(self, what: str, detail: object) -> None:
+        self.calls.append((self.loop.time(), what, detail))
+
+    def kinds(self) -> list[str]:
+        return [what for _, what, _ in self.calls]
+
+    # PacketPort
+    def send(self, payload_for: Callable[[IPAddress], bytes]) -> None:
+        advert = decode(payload_for(VRRP_GROUP_V4), family=4, src=OWN, dst=VRRP_GROUP_V4)
+        self.add("send", advert.priority)
+
+    # AddressPort
+    async def install(
+        self,
+        addresses: Sequence[VirtualAddress],
+        routes: Sequence[VirtualRoute] = (),
+        rules: Sequence[VirtualRule] = (),
+        *,
+        default_dev: str | None,
+    ) -> None:
+        self.add("install", (tuple(str(a.address) for a in addresses), default_dev))
+        if self.fail_install:
+            raise AdapterError("add address", 1, "EPERM")
+
+    async def remove(
+        self,
+        addresses: Sequence[VirtualAddress],
+        routes: Sequence[VirtualRoute] = (),
+        rules: Sequence[VirtualRule] = (),
+        *,
+        default_dev: str | None,
+    ) -> None:
+        self.add("remove", (tuple(str(a.address) for a in addresses), default_dev))
+
+    # AnnouncePort
+    async def announce(
+        self, addresses: Sequence[VirtualAddress], repeat: int, *, default_dev: str | None
+    ) -> None:
+        self.add("announce", (tuple(str(a.ip) for a in addresses), repeat))
+
+    # NotifyPort
+    def notify(self, kind: str, name: str, event: str, priority: int) -> None:
+        self.add("notify", (kind, name, str(event), priority))
+
+
+def instance(**kw: object) -> VrrpInstance:
+    args: dict[str, object] = {
+        "name": "VI_1",
+        "vrid": 51,
+        "interface": "eth0",
+        "virtual_addresses": (VIP,),
+    }
+    args.update(kw)
+    return VrrpInstance(**args)  # type: ignore[arg-type]
+
+
+def make_driver(rec: Recorder, cfg: VrrpInstance) -> InstanceDriver:
+    machine = VrrpMachine(cfg, own_ip=OWN)
+    ports = Ports(packets=rec, addresses=rec, announcer=rec, notifier=rec)
+    return InstanceDriver(machine, ports, source=OWN)
+
+
+def advert_packet(
+    priority: int, *, src: IPAddress = PEER, ttl: int = 255, **kw: object
+) -> ReceivedPacket:
+    fields: dict[str, object] = {
+        "version": 2,
+        "vrid": 51,
+        "priority": priority,
+        "adver_int_cs": 100,
+        "addresses": (VIP.ip,),
+    }
+    fields.update(kw)
+    payload = encode(Advert(**fields), src=src, dst=VRRP_GROUP_V4)  # type: ignore[arg-type]
+    return ReceivedPacket(
+        ifindex=2,
+        src=src,
+        dst=VRRP_GROUP_V4,
+        ttl=ttl,
+        payload=payload,
+        ip_total_length=20 + len(payload),
+    )
+
+
+async def _until(driver: InstanceDriver, t: float) -> None:
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(t - loop.time())
+
+
+def test_startup_master_shutdown_port_calls_in_order(vloop: asyncio.AbstractEventLoop) -> None:
+    rec = Recorder(vloop)
+
+    async def scenario() -> InstanceDriver:
+        driver = make_driver(rec, instance())
+        task = asyncio.create_task(driver.run())
+        await _until(driver, DOWN_S + 2.5)  # master, then two more adverts at +1 s, +2 s
+        driver.inbox.put_nowait(Shutdown())
+        await task
+        return driver
+
+    driver = vloop.run_until_complete(scenario())
+    vip = (("192.0.2.100/24",), "eth0")
+    assert rec.calls == [
+        (0.0, "notify", ("INSTANCE", "VI_1", "BACKUP", 100)),
+        (DOWN_S, "send", 100),  # spec §5.5: the advert goes out before the addresses
+        (DOWN_S, "install", vip),
+        (DOWN_S, "notify", ("INSTANCE", "VI_1", "MASTER", 100)),
+        (DOWN_S, "announce", (("192.0.2.100",), 5)),  # background burst, after the notify
+        (DOWN_S + 1, "send", 100),
+        (DOWN_S + 2, "send", 100),
+        (DOWN_S + 2.5, "send", 0),  # spec §5.8: masters resign with priority 0
+        (DOWN_S + 2.5, "remove", vip),
+        (DOWN_S + 2.5, "notify", ("INSTANCE", "VI_1", "STOP", 100)),
+    ]
+    assert driver.stats.advert_sent == 4
+    assert driver.stats.pri_zero_sent == 1
+    assert driver.stats.become_master == 1
+    assert driver.finished
+
+
+def test_higher_priority_advert_demotes_and_garbage_is_counted(
+    vloop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    rec = Recorder(vloop)
+    caplog.set_level(logging.DEBUG, logger="pykad.runtime.driver")
+
+    async def scenario() -> InstanceDriver:
+        driver = make_driver(rec, instance())
+        task = asyncio.create_task(driver.run())
+        await _until(driver, DOWN_S + 0.5)
+        assert driver.machine.state == "MASTER"
+        driver.on_packet(advert_packet(150, ttl=64))  # wrong TTL: discarded
+        driver.on_packet(advert_packet(150, ttl=64))  # counted again, logged once
+        driver.on_packet(advert_packet(150, addresses=()))  # VIP count mismatch in MASTER
+        driver.on_packet(advert_packet(100, adver_int_cs=200))  # v2 interval mismatch
+        await _until(driver, DOWN_S + 0.6)
+        assert driver.machine.state == "MASTER"
+        driver.on_packet(advert_packet(150))
+        await _until(driver, DOWN_S + 0.7)
+        assert driver.machine.state == "BACKUP"
+        assert driver.machine.master_ip == PEER
+        driver.on_packet(advert_packet(0))  # the master resigns
+        await _until(driver, DOWN_S + 0.8)
+        driver.inbox.put_nowait(Shutdown())
+        await task
+        return driver
+
+    driver = vloop.run_until_complete(scenario())
+    stats = driver.stats
+    assert (stats.ip_ttl_err, stats.addr_list_err, stats.advert_interval_err) == (2, 1, 1)
+    assert (stats.advert_rcvd, stats.pri_zero_rcvd, stats.release_master) == (2, 1, 1)
+    assert caplog.text.count("invalid TTL/HL. Received 64 and expect 255") == 1
+    demoted = [c for c in rec.calls if c[0] == pytest.approx(DOWN_S + 0.6)]
+    assert [c[1] for c in demoted] == ["remove", "notify"]
+    assert demoted[1][2] == ("INSTANCE", "VI_1", "BACKUP", 100)
+
+
+def test_adapter_failure_is_logged_and_the_machine_goes_on(
+    vloop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    rec = Recorder(vloop, fail_install=True)
+
+    async def scenario() -> InstanceDriver:
+        driver = make_driver(rec, instance())
+        task = asyncio.create_task(driver.run())
+        await _until(driver, DOWN_S + 1.5)
+        driver.inbox.put_nowait(Shutdown())
+        await task
+        return driver
+
+    driver = vloop.run_until_complete(scenario())
+    assert driver.stats.other["adapter_errors"] == 1
+    assert "(VI_1) InstallVips failed: add address: errno 1 EPERM" in caplog.text
+    assert rec.kinds()[rec.kinds().index("install") + 1 :][:3] == ["notify", "announce", "send"]
+
+
+def test_startup_delay_keeps_init_then_starts(vloop: asyncio.AbstractEventLoop) -> None:
+    rec = Recorder(vloop)
+
+    async def scenario() -> InstanceDriver:
+        machine = VrrpMachine(instance(), own_ip=OWN)
+        ports = Ports(packets=rec, addresses=rec, announcer=rec, notifier=rec)
+        driver = InstanceDriver(machine, ports, source=OWN, startup_delay_s=10)
+        task = asyncio.create_task(driver.run())
+        await _until(driver, 5)
+        driver.on_packet(advert_packet(200))  # INIT ignores adverts (spec §5.7 check 3)
+        await _until(driver, 9.9)
+        assert driver.machine.state == "INIT"
+        await _until(driver, 10.1)
+        assert driver.machine.state == "BACKUP"
+        driver.inbox.put_nowait(Shutdown())
+        await task
+        return driver
+
+    driver = vloop.run_until_complete(scenario())
+    assert rec.calls[0] == (10.0, "notify", ("INSTANCE", "VI_1", "BACKUP", 100))
+    assert driver.stats.advert_rcvd == 0
+
+
+def test_auth_pass_is_sent_and_checked(vloop: asyncio.AbstractEventLoop) -> None:
+    rec = Recorder(vloop)
+    auth = Auth(type=AuthType.PASS, password=b"secret\0\0")
+
+    async def scenario() -> InstanceDriver:
+        driver = make_driver(rec, instance(auth=auth))
+        payload = driver.encoder.payload_for(100)(VRRP_GROUP_V4)
+        assert payload[-8:] == b"secret\0\0"
+        task = asyncio.create_task(driver.run())
+        await _until(driver, 1)
+        driver.on_packet(advert_packet(200, auth_type=1, auth_data=b"wrong\0\0\0"))
+        driver.on_packet(advert_packet(200))  # no auth at all
+        driver.on_packet(advert_packet(200, auth_type=1, auth_data=b"secret\0\0"))
+        await _until(driver, 2)
+        driver.inbox.put_nowait(Shutdown())
+        await task
+        return driver
+
+    driver = vloop.run_until_complete(scenario())
+    assert (driver.stats.auth_failure, driver.stats.authtype_mismatch) == (1, 1)
+    assert driver.stats.advert_rcvd == 1
+    assert driver.machine.master_ip == PEER
