@@ -156,7 +156,7 @@ class DaemonFixture:
     """A VRRP daemon in ``node``'s namespace, config in ``workdir``. Subclasses give argv."""
 
     node: Node
-    config: DaemonConfig
+    config: DaemonConfig | str  # a typed config, or a keepalived.conf text as is
     workdir: Path | None = None
     label: str = ""
     lines: list[str] = field(default_factory=list, init=False)
@@ -197,8 +197,7 @@ class DaemonFixture:
 
     def write_config(self, config: DaemonConfig | str) -> None:
         text = config if isinstance(config, str) else config.render()
-        if isinstance(config, DaemonConfig):
-            self.config = config
+        self.config = config
         tmp = self.conf_path.with_suffix(".tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, self.conf_path)  # atomic: a reload never reads half a file

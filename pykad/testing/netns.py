@@ -444,6 +444,11 @@ class Lab:
         self.run(self.bridge_ns, [IP, "link", "set", node.port, "up"])
 
     @property
+    def processes(self) -> list[subprocess.Popen[bytes]]:
+        """Every process started through the lab (running or not)."""
+        return list(self._procs)
+
+    @property
     def namespaces(self) -> list[str]:
         return list(self._namespaces)
 
