@@ -274,8 +274,11 @@ def parse_text(
     rng: random.Random | None = None,
 ) -> ParseResult:
     """Parse configuration text; ``include`` paths resolve against ``base_dir`` (or cwd)."""
-    del base_dir, config_id, all_config, rng  # used once the full source layer lands
-    return _result(source.read_text_basic(text, file))
+    return _result(
+        source.read_text(
+            text, file, base_dir=base_dir, config_id=config_id, all_config=all_config, rng=rng
+        )
+    )
 
 
 def parse_file(
@@ -285,16 +288,7 @@ def parse_file(
     all_config: bool = False,
     rng: random.Random | None = None,
 ) -> ParseResult:
-    """Read and parse a configuration file with its includes."""
-    name = os.fspath(path)
-    try:
-        with open(name, encoding="utf-8", errors="surrogateescape") as fh:
-            text = fh.read()
-    except OSError as exc:
-        diag = error(
-            SourceLoc(name, 0),
-            f"cannot read configuration file: {exc.strerror or exc}",
-            status=Status.FILE_NOT_FOUND,
-        )
-        return ParseResult(blocks=(), diagnostics=(diag,), lines={})
-    return parse_text(text, name, config_id=config_id, all_config=all_config, rng=rng)
+    """Read and parse a configuration file with its includes (names as given)."""
+    return _result(
+        source.read_file(os.fspath(path), config_id=config_id, all_config=all_config, rng=rng)
+    )
