@@ -366,6 +366,28 @@ StartDaemon = Callable[[type[DaemonFixture], Node, DaemonConfig], DaemonFixture]
 """What the tests' ``start`` fixture is: start a daemon of a kind on a node with a config."""
 
 
+def entering(state: str, instance: str = "VI_1") -> str:
+    """The log line both daemons write on a transition (spec appendix A)."""
+    return f"({instance}) Entering {state} STATE"
+
+
+def elect(
+    start: StartDaemon,
+    master: tuple[type[DaemonFixture], Node, DaemonConfig],
+    backup: tuple[type[DaemonFixture], Node, DaemonConfig],
+    instance: str = "VI_1",
+) -> tuple[DaemonFixture, DaemonFixture]:
+    """Start the intended master, wait until it is MASTER, then the backup until BACKUP.
+
+    Sequential on purpose: started together, a slower-starting daemon (python) could see the
+    other win first and the test would depend on start-up speed, not on the protocol."""
+    m = start(*master)
+    m.wait_for_log(entering("MASTER", instance), timeout=30)
+    b = start(*backup)
+    b.wait_for_log(entering("BACKUP", instance), timeout=30)
+    return m, b
+
+
 def check_config_with_keepalived(node: Node, text: str) -> subprocess.CompletedProcess[str]:
     """``keepalived -t -f FILE`` inside ``node``'s namespace (it checks interfaces there)."""
     if KEEPALIVED is None:

@@ -216,6 +216,22 @@ class Node:
         want = ipaddress.ip_address(addr)
         return any(a.ip == want for a in self.addresses())
 
+    def wait_address(
+        self,
+        addr: str | ipaddress.IPv4Address | ipaddress.IPv6Address,
+        *,
+        present: bool = True,
+        timeout: float = 5.0,
+    ) -> None:
+        """Wait until ``addr`` is (or is no longer) on eth0. A bounded poll: an address
+        change has no log line common to keepalived and pykad to wait for instead."""
+        deadline = time.monotonic() + timeout
+        while self.has_address(addr) != present:
+            if time.monotonic() >= deadline:
+                state = "never appeared" if present else "is still there"
+                raise AssertionError(f"{self.ns}: {addr} {state} after {timeout} s")
+            threading.Event().wait(0.02)
+
     def neighbours(self) -> dict[str, str]:
         """The neighbour table on eth0 as {ip: lladdr} (entries without a MAC are left out)."""
         out = self.run([IP, "-j", "neigh", "show", "dev", self.ifname])
