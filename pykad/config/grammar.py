@@ -114,7 +114,11 @@ def tokenize(
             tl.tokens.append(_Token(matched, ln.col(off), matched, off, off + 1))
         elif name == "quoted":
             tl.tokens.append(_Token(matched[1:-1], ln.col(off), "quoted", off, e - base))
-        else:  # unmatched quote: keepalived stops tokenising the line (§1.2)
+        else:
+            # Unmatched quote (§1.2). keepalived drops the rest of the line; pykad keeps it as
+            # the token the user evidently meant, so that the one error is not followed by a
+            # cascade of "missing parameter" errors.
+            tl.tokens.append(_Token(matched[1:], ln.col(off), "quoted", off, e - base))
             diags.append(
                 error(
                     ln.loc(off),

@@ -117,7 +117,7 @@ def test_unmatched_quote_is_located() -> None:
         "        ^\n"
         "  hint: add the closing '\"'\n"
     )
-    assert shape(r.blocks) == [("ok", "1"), ("foo",)]
+    assert shape(r.blocks) == [("ok", "1"), ("foo", "unterminated")]
 
 
 def test_empty_and_comment_only_inputs() -> None:
