@@ -593,7 +593,7 @@ def test_unknown_block_is_skipped_whole() -> None:
 @pytest.mark.parametrize("line", ["use_vmac", "vmac_xmit_base", "debug 2", "garp_extra_if 10"])
 def test_known_but_not_acted_on_keyword_warns(line: str) -> None:
     _, diags = one_instance(line)
-    keyword = line.split()[0]
+    keyword = line.split(maxsplit=1)[0]
     d = only(diags, f"'{keyword}' is accepted but not acted on by pykad")
     assert d.severity is Severity.WARNING
 
