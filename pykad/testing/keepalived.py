@@ -127,12 +127,12 @@ def _num(x: float) -> str:
 
 
 def pair_configs(
-    r1: Node, r2: Node, *, unicast: bool = False, **common: object
+    r1: Node, r2: Node, template: Instance = Instance(), *, unicast: bool = False
 ) -> tuple[DaemonConfig, DaemonConfig]:
-    """Two routers, r1 at priority 150 (the intended master) and r2 at 100; ``common`` goes
-    into both instances (version, advert_int, vips, auth_pass, nopreempt...)."""
-    one = Instance(priority=150, **common)  # type: ignore[arg-type]
-    two = Instance(priority=100, **common)  # type: ignore[arg-type]
+    """Two routers from one instance template: r1 at priority 150 (the intended master), r2 at
+    100. ``unicast`` adds ``unicast_src_ip``/``unicast_peer`` in the VIPs' family."""
+    one = replace(template, priority=150)
+    two = replace(template, priority=100)
     if unicast:
         v6 = any(":" in v for v in one.vips)
         a1, a2 = (str(r1.ip6), str(r2.ip6)) if v6 else (str(r1.ip4), str(r2.ip4))

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from pykad.testing.keepalived import KeepalivedFixture, StartDaemon, pair_configs
+from pykad.testing.keepalived import Instance, KeepalivedFixture, StartDaemon, pair_configs
 from pykad.testing.netns import Lab
 from pykad.testing.prober import Prober, start_responders
 
@@ -17,7 +17,7 @@ VIP = "192.0.2.254"
 
 def test_keepalived_pair_elects_and_fails_over(lab: Lab, start: StartDaemon) -> None:
     r1, r2 = lab.routers
-    c1, c2 = pair_configs(r1, r2, version=3, advert_int=0.1)
+    c1, c2 = pair_configs(r1, r2, Instance(version=3, advert_int=0.1))
     k2 = start(KeepalivedFixture, r2, c2)
     k2.wait_for_log("(VI_1) Entering MASTER STATE")
     mark = k2.mark()
@@ -37,7 +37,7 @@ def test_prober_sees_keepalived_failover_with_one_answering_router(
     lab: Lab, start: StartDaemon
 ) -> None:
     r1, r2 = lab.routers
-    c1, c2 = pair_configs(r1, r2, version=3, advert_int=0.1)
+    c1, c2 = pair_configs(r1, r2, Instance(version=3, advert_int=0.1))
     start_responders(lab)
     k1 = start(KeepalivedFixture, r1, c1)
     k1.wait_for_log("(VI_1) Entering MASTER STATE")

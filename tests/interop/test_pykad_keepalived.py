@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from pykad.testing.keepalived import (
+    Instance,
     KeepalivedFixture,
     PykadFixture,
     StartDaemon,
@@ -28,22 +29,19 @@ pytestmark = pytest.mark.interop
 @dataclass(frozen=True)
 class Variant:
     id: str
-    vip: str
-    options: dict[str, object]
+    template: Instance
     unicast: bool = False
 
 
 VARIANTS = [
     # RFC 3768 with simple password auth at keepalived's default 1 s interval
-    Variant(
-        "v2-auth-pass", "192.0.2.254/24", {"version": 2, "advert_int": 1, "auth_pass": "s3cr3t"}
-    ),
+    Variant("v2-auth-pass", Instance(version=2, advert_int=1, auth_pass="s3cr3t")),
     # RFC 5798 over IPv4, multicast: checksum over the pseudo-header with dst 224.0.0.18
-    Variant("v3-ipv4", "192.0.2.254/24", {"version": 3, "advert_int": 0.1}),
+    Variant("v3-ipv4", Instance(version=3, advert_int=0.1)),
     # RFC 5798 over IPv6: ff02::12 from the link-local source
-    Variant("v3-ipv6", "2001:db8::fe/64", {"version": 3, "advert_int": 0.1}),
+    Variant("v3-ipv6", Instance(version=3, advert_int=0.1, vips=("2001:db8::fe/64",))),
     # RFC 5798 unicast: each peer's copy has its own pseudo-header checksum (spec §5.9)
-    Variant("v3-unicast", "192.0.2.254/24", {"version": 3, "advert_int": 0.1}, unicast=True),
+    Variant("v3-unicast", Instance(version=3, advert_int=0.1), unicast=True),
 ]
 
 DIRECTIONS = {
@@ -60,8 +58,8 @@ def test_election_handover_preemption_crash(
 ) -> None:
     first_kind, second_kind = DIRECTIONS[direction]
     r1, r2 = lab.routers
-    vip = variant.vip.split("/")[0]
-    c1, c2 = pair_configs(r1, r2, unicast=variant.unicast, vips=(variant.vip,), **variant.options)
+    vip = variant.template.vips[0].split("/", maxsplit=1)[0]
+    c1, c2 = pair_configs(r1, r2, variant.template, unicast=variant.unicast)
 
     # Election: the higher priority holds the VIP, the other one stays backup.
     one, two = elect(start, (first_kind, r1, c1), (second_kind, r2, c2))
@@ -98,7 +96,7 @@ def test_client_follows_the_vip_across_implementations(
 ) -> None:
     first_kind, second_kind = DIRECTIONS[direction]
     r1, r2 = lab.routers
-    c1, c2 = pair_configs(r1, r2, version=3, advert_int=0.1)
+    c1, c2 = pair_configs(r1, r2, Instance(version=3, advert_int=0.1))
     start_responders(lab)
     one, two = elect(start, (first_kind, r1, c1), (second_kind, r2, c2))
     with Prober(lab.client, "192.0.2.254") as prober:
