@@ -74,8 +74,9 @@ def payload_v3(
     return lambda dst: encode(advert, src=src, dst=dst)
 
 
-def maddr(node: Node) -> list[str]:
-    out = json.loads(node.run(["ip", "-j", "maddr", "show", "dev", node.ifname]))
+def maddr(node: Node, dev: str = "eth0") -> list[str]:
+    """The multicast groups joined on ``dev`` (``ip maddr``)."""
+    out = json.loads(node.run(["ip", "-j", "maddr", "show", "dev", dev]))
     return [str(entry.get("address")) for link in out for entry in link.get("maddr", [])]
 
 
@@ -262,3 +263,37 @@ async def test_send_without_source_or_interface_is_counted_not_raised(
         p1.register(name="VI_2", ifname="nope0", family=4, vrid=2, callback=Inbox(), source=None)
     with pytest.raises(ValueError, match="already used"):
         p1.register(name="VI_3", ifname="eth0", family=4, vrid=1, callback=Inbox(), source=None)
+
+
+@pytest.mark.asyncio
+async def test_reopen_after_the_interface_is_recreated(
+    lab2: Lab, pools: tuple[VrrpSocketPool, VrrpSocketPool]
+) -> None:
+    r1, r2 = lab2.routers
+    p1, p2 = pools
+
+    def make_link() -> None:
+        # a direct veth r1:tst0 <-> r2:tst0, created inside the two namespaces
+        r2.run(
+            ["ip", "link", "add", "tst0", "type", "veth", "peer", "name", "tst0", "netns", r1.ns]
+        )
+        for node, ip in ((r1, "198.51.100.1/24"), (r2, "198.51.100.2/24")):
+            node.run(["ip", "addr", "add", ip, "dev", "tst0"])
+            node.run(["ip", "link", "set", "tst0", "up"])
+
+    make_link()
+    src = ipaddress.IPv4Address("198.51.100.1")
+    inbox = Inbox()
+    tx = p1.register(name="VI_T", ifname="tst0", family=4, vrid=9, callback=Inbox(), source=src)
+    p2.register(name="VI_T", ifname="tst0", family=4, vrid=9, callback=inbox, source=None)
+    tx.send(payload_v3(9, 100, src, VIP4))
+    assert (await inbox.get()).src == src
+
+    r2.run(["ip", "link", "del", "tst0"])  # takes r1's end with it
+    make_link()  # same names, new ifindexes: the old sockets are bound to dead indexes
+    p1.reopen("tst0")
+    p2.reopen("tst0")
+    assert str(G4) in maddr(r2, "tst0")  # membership re-joined on the new interface
+    tx.send(payload_v3(9, 101, src, VIP4))
+    packet = await inbox.get()
+    assert packet.payload[2] == 101
