@@ -158,6 +158,8 @@ class InstanceDriver:
         self.stats = InstanceStats()
         self.last_transition_wall: float | None = None  # time.time() of the last change
         self.finished = False
+        # -V/--dont-release-vrrp: leave the addresses in place when the daemon stops
+        self.release_vips_on_stop = True
         cfg = machine.cfg
         self.policy = rx_policy_for(cfg, self.gdefs)
         self.encoder = AdvertEncoder(
@@ -211,6 +213,8 @@ class InstanceDriver:
         elif isinstance(event, SourceAddressChanged) and event.address is not None:
             self.set_source(event.address)
         effects = self.machine.handle(event, self.clock())
+        if isinstance(event, Shutdown) and not event.deleted and not self.release_vips_on_stop:
+            effects = [e for e in effects if not isinstance(e, RemoveVips)]
         await self.execute(effects)
         if isinstance(event, Shutdown):
             self.finished = True

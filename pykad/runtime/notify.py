@@ -219,6 +219,10 @@ class Notifier:
             task.add_done_callback(self._workers.discard)
         queue.put_nowait(job)
 
+    def write_fifo(self, kind: str, name: str, event: str, priority: int) -> None:
+        """A FIFO line only, now (``fifo_write_vrrp_states_on_reload``, spec §6.1)."""
+        self._write_fifos(fifo_line(kind, name, event, priority))
+
     def _scripts_for(self, kind: str, name: str) -> NotifyScripts | None:
         if kind == "GROUP":
             for group in self._config.sync_groups:

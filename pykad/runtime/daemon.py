@@ -1,0 +1,669 @@
+"""The daemon: startup, one driver task per instance, signals, reload, shutdown (spec §5.2, §7).
+
+Theory of operation. :class:`Daemon` owns the shared adapters (netlink, the VRRP socket pool,
+the link/address monitor, the GARP/NA announcer, the notifier) and an ``asyncio.TaskGroup``
+holding one :class:`~pykad.runtime.driver.InstanceDriver` task per ``vrrp_instance``.
+
+Startup follows keepalived (spec §5.2): stale VIPs/routes/rules of our instances are removed
+without any advert (a previous run crashed), static addresses are installed, then each
+instance gets its advert source (``mcast_src_ip``/``unicast_src_ip`` or the interface's
+primary address), the initial state of what it tracks (its interface, tracked interfaces,
+track files), its socket registration, and ``Startup``. Only then is systemd told
+``READY=1``.
+
+Signals (``loop.add_signal_handler``, spec §7.2): SIGTERM/SIGINT stop (masters resign with
+priority 0 and remove their addresses, STOP notifies get 1 s); SIGHUP reloads; SIGUSR1,
+SIGUSR2, SIGRTMIN+2 write the data, stats and JSON dumps; SIGRTMAX-1 writes the stats and
+clears them (keepalived's STATS_CLEAR).
+
+Reload (spec §5.2 step 6, §7.2 SIGHUP): a broken new configuration is reported with its
+located diagnostics and the running one stays. Otherwise instances are matched by name:
+the same identity (VRID, family, interface, unicast or multicast, unicast source or
+multicast group, VMAC) keeps its machine and state, and gets ``Reconfigure`` only if its
+configuration changed (a MASTER stays MASTER, no flap, no duplicate notify); anything else
+is a removal (``Shutdown(deleted=True)``) and/or a new instance. If the sync groups change,
+their members restart (pykad does not merge sync-group state across a reload).
+
+Not done here (later issues): vrrp_script execution (weight-0 track_script entries are
+reported and assumed OK), inotify on track files (read once at start and reload), VMAC
+interfaces, SMTP alerts, the checker (LVS) side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import errno
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from pykad import __version__
+from pykad.adapters.announce import PacketAnnouncer
+from pykad.adapters.netlink import AddressEvent, LinkEvent, LinkMonitor, NetlinkAddresses
+from pykad.adapters.ports import AnnouncePort, ReceivedPacket
+from pykad.adapters.rawsock import PacketCallback, VrrpSender, VrrpSocketPool
+from pykad.config.diagnostics import Diagnostic, render
+from pykad.config.model import Config, IPAddress, VrrpInstance
+from pykad.errors import AdapterError, ExitCode
+from pykad.fsm.events import (
+    GroupForce,
+    Reconfigure,
+    Shutdown,
+    SourceAddressChanged,
+    TrackerChanged,
+)
+from pykad.fsm.machine import VrrpMachine
+from pykad.fsm.syncgroup import SyncGroup
+from pykad.fsm.tracking import relations_for
+from pykad.runtime.driver import InstanceDriver, Ports
+from pykad.runtime.dumps import DumpContext, dump_path, render_data, render_json, write_atomically
+from pykad.runtime.notify import Notifier
+from pykad.runtime.process import (
+    DEFAULT_PID_FILE,
+    DEFAULT_VRRP_PID_FILE,
+    PidFileError,
+    claim_pid_files,
+    release_pid_files,
+    setup_logging,
+)
+from pykad.runtime.stats import render_stats
+from pykad.runtime.systemd import sd_notify
+
+log = logging.getLogger(__name__)
+
+STOP_NOTIFY_DEADLINE_S = 1.0  # spec §6.3: STOP notify scripts get 1 s at shutdown
+DRIVER_STOP_TIMEOUT_S = 5.0  # keepalived's child_wait_time
+
+
+class Loaded(Protocol):
+    """What :func:`pykad.config.load.load` returns (LoadResult)."""
+
+    @property
+    def config(self) -> Config | None: ...
+    @property
+    def diagnostics(self) -> Sequence[Diagnostic]: ...
+    @property
+    def lines(self) -> Mapping[str, Sequence[str]]: ...
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One running instance."""
+
+    driver: InstanceDriver
+    sender: VrrpSender
+    source: IPAddress | None
+    task: asyncio.Task[None] | None = None
+
+
+def identity(cfg: VrrpInstance, config: Config) -> tuple[object, ...]:
+    """What must stay equal for a reloaded instance to keep its state (spec §5.2 step 6)."""
+    g = config.global_defs
+    group = cfg.mcast_group or (g.vrrp_mcast_group4 if cfg.family == 4 else g.vrrp_mcast_group6)
+    where = cfg.unicast_src_ip if cfg.is_unicast else group
+    return (cfg.vrid, cfg.family, cfg.interface, cfg.is_unicast, where, cfg.use_vmac)
+
+
+def _socket_args(cfg: VrrpInstance) -> tuple[object, ...]:
+    return (cfg.unicast_peers, cfg.unicast_ttl, cfg.source_ip, cfg.mcast_group)
+
+
+def read_track_file(path: str) -> int:
+    """spec §4.3: up to 127 bytes, strtol base 0; missing/empty/garbage reads as 0."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read(127).decode(errors="replace").strip().split()
+    except OSError:
+        return 0
+    if not text:
+        return 0
+    try:
+        return int(text[0], 0)
+    except ValueError:
+        return 0
+
+
+class Daemon:
+    """Runs a loaded configuration until a stop signal; ``await run()`` gives the exit code."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        loader: Callable[[], Loaded] | None = None,
+        netns: str | None = None,
+        release_vips: bool = True,
+        script_timeout_s: float = 30.0,
+        announcer: AnnouncePort | None = None,
+    ) -> None:
+        self.config = config
+        self.loader = loader
+        self.netns = netns
+        self.release_vips = release_vips
+        self.netlink = NetlinkAddresses(netns=netns)
+        self.pool = VrrpSocketPool(
+            netns=netns, log_unknown_vrids=config.global_defs.log_unknown_vrids
+        )
+        self.notifier = Notifier(config, script_timeout_s=script_timeout_s)
+        self.monitor = LinkMonitor(self._on_link, self._on_address, netns=netns)
+        self._announcer = announcer
+        self._owned_announcer: PacketAnnouncer | None = None
+        self.slots: dict[str, _Slot] = {}
+        self.groups: dict[str, SyncGroup] = {}
+        self._stop = asyncio.Event()
+        self._tg: asyncio.TaskGroup | None = None
+        self._reload_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[object]] = set()
+        self._gone_links: set[str] = set()
+        self._warned: set[str] = set()
+        self.ready = asyncio.Event()  # set once READY=1 was sent (tests wait on it)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> ExitCode:
+        loop = asyncio.get_running_loop()
+        self._install_signals(loop)
+        code = ExitCode.OK
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                code = await self._start()
+                if code is ExitCode.OK:
+                    sd_notify("READY=1", f"MAINPID={os.getpid()}", "STATUS=running")
+                    log.info("Startup complete")
+                    self.ready.set()
+                    await self._stop.wait()
+                await self._shutdown()
+        except* AdapterError as group:
+            for exc in group.exceptions:
+                log.error("Fatal: %s", exc)
+            code = ExitCode.FATAL
+            await self._emergency_release()
+        except* Exception as bugs:
+            for bug in bugs.exceptions:
+                log.critical("pykad bug: %r", bug, exc_info=bug)
+            code = ExitCode.PROGRAM_ERROR
+            await self._emergency_release()
+        finally:
+            self._remove_signals(loop)
+            await self._close()
+        log.info("Stopped pykad v%s", __version__)
+        return code
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def _start(self) -> ExitCode:
+        cfg = self.config
+        try:
+            await self.netlink.open()
+            await self.monitor.start()
+            await self.notifier.open()
+            if self._announcer is None:
+                self._owned_announcer = self._make_announcer()
+                self._announcer = self._owned_announcer
+            # spec §5.2 step 2: leftovers of a crashed run go, without adverts
+            await self.netlink.cleanup_stale(
+                cfg.vrrp_instances, default_interface=cfg.global_defs.default_interface
+            )
+            await self._install_static(cfg)
+            self._build_groups(cfg)
+            for inst in cfg.vrrp_instances:
+                await self._start_instance(inst)
+        except AdapterError as exc:
+            log.error("Startup failed: %s", exc)
+            return (
+                ExitCode.NO_PERMISSION
+                if exc.errno in (errno.EPERM, errno.EACCES)
+                else ExitCode.FATAL
+            )
+        except ValueError as exc:  # an instance pykad cannot run (AH auth, duplicate VRID)
+            log.error("Startup failed: %s", exc)
+            return ExitCode.CONFIG
+        return ExitCode.OK
+
+    def _make_announcer(self) -> PacketAnnouncer:
+        g = self.config.global_defs
+        announcer = PacketAnnouncer(
+            self.netlink,
+            netns=self.netns,
+            garp_interval_s=g.vrrp_garp_interval_s,
+            gna_interval_s=g.vrrp_gna_interval_s,
+        )
+        announcer.configure(self.config.vrrp_instances)
+        return announcer
+
+    async def _install_static(self, cfg: Config) -> None:
+        st = cfg.static
+        if st.addresses or st.routes or st.rules:
+            await self.netlink.install(
+                st.addresses, st.routes, st.rules, default_dev=cfg.global_defs.default_interface
+            )
+
+    async def _remove_static(self, cfg: Config) -> None:
+        st = cfg.static
+        if st.addresses or st.routes or st.rules:
+            await self.netlink.remove(
+                st.addresses, st.routes, st.rules, default_dev=cfg.global_defs.default_interface
+            )
+
+    def _build_groups(self, cfg: Config) -> None:
+        self.groups = {g.name: SyncGroup(g.name, g.members) for g in cfg.sync_groups}
+
+    async def _shutdown(self) -> None:
+        """spec §5.8: every instance gets Shutdown (masters send priority 0 and release)."""
+        sd_notify("STOPPING=1", "STATUS=stopping")
+        log.info("Stopping")
+        for slot in self.slots.values():
+            slot.driver.inbox.put_nowait(Shutdown())
+        tasks = [s.task for s in self.slots.values() if s.task is not None]
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=DRIVER_STOP_TIMEOUT_S)
+            for task in pending:
+                task.cancel()
+        await self.notifier.drain(STOP_NOTIFY_DEADLINE_S)
+        with contextlib.suppress(AdapterError):
+            await self._remove_static(self.config)
+
+    async def _emergency_release(self) -> None:
+        """After a bug: still take our addresses away, so nothing is left behind."""
+        for slot in self.slots.values():
+            cfg = slot.driver.cfg
+            if slot.driver.machine.state == "MASTER" and self.release_vips:
+                with contextlib.suppress(AdapterError, OSError):
+                    await self.netlink.remove(
+                        (*cfg.virtual_addresses, *cfg.excluded_addresses),
+                        cfg.virtual_routes,
+                        cfg.virtual_rules,
+                        default_dev=cfg.interface,
+                    )
+
+    async def _close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        self.pool.close()
+        await self.monitor.close()
+        await self.notifier.close()
+        if self._owned_announcer is not None:
+            self._owned_announcer.close()
+        self.netlink.close()
+
+    # ------------------------------------------------------------------ instances
+
+    async def _source_for(self, cfg: VrrpInstance) -> IPAddress | None:
+        if cfg.source_ip is not None:
+            return cfg.source_ip
+        if cfg.interface is None:
+            return None
+        return await self.netlink.primary_address(
+            cfg.interface, cfg.family, exclude=self._our_addresses()
+        )
+
+    def _our_addresses(self) -> set[IPAddress]:
+        return {
+            v.ip
+            for inst in self.config.vrrp_instances
+            for v in (*inst.virtual_addresses, *inst.excluded_addresses)
+        }
+
+    def _initial_trackers(self, cfg: VrrpInstance) -> dict[tuple[str, str], bool]:
+        states: dict[tuple[str, str], bool] = {}
+        for rel in relations_for(cfg):
+            if rel.kind == "interface":
+                info = self.monitor.state(rel.name)
+                states[rel.key] = info is not None and info.up
+            elif rel.kind == "script":
+                # vrrp_script execution is a later issue; do not hold the instance forever
+                if rel.name not in self._warned:
+                    self._warned.add(rel.name)
+                    log.warning(
+                        "(%s) track_script %s: vrrp_script is not run by this pykad version"
+                        " - assuming it succeeds",
+                        cfg.name,
+                        rel.name,
+                    )
+                states[rel.key] = True
+        return states
+
+    def _initial_files(self, cfg: VrrpInstance) -> dict[str, int]:
+        paths = {f.name: f.path for f in self.config.track_files}
+        return {t.name: read_track_file(paths[t.name]) for t in cfg.track_files if t.name in paths}
+
+    async def _start_instance(self, cfg: VrrpInstance) -> None:
+        if cfg.use_vmac:
+            log.warning(
+                "(%s) use_vmac is not supported by pykad - using %s", cfg.name, cfg.interface
+            )
+        source = await self._source_for(cfg)
+        sync = self.groups.get(cfg.sync_group) if cfg.sync_group else None
+        machine = VrrpMachine(
+            cfg,
+            own_ip=source,
+            initial_trackers=self._initial_trackers(cfg),
+            initial_files=self._initial_files(cfg),
+            source_present=source is not None,
+            sync=sync,
+        )
+        name = cfg.name
+        sender = self.pool.register_instance(
+            cfg,
+            self._receiver(name),
+            source=source,
+            global_defs=self.config.global_defs,
+        )
+        assert self._announcer is not None
+        ports = Ports(
+            packets=sender,
+            addresses=self.netlink,
+            announcer=self._announcer,
+            notifier=self.notifier,
+        )
+        driver = InstanceDriver(
+            machine,
+            ports,
+            source=source,
+            global_defs=self.config.global_defs,
+            group_router=self._route_group,
+            startup_delay_s=self.config.global_defs.vrrp_startup_delay_s,
+        )
+        driver.release_vips_on_stop = self.release_vips
+        slot = _Slot(driver, sender, source)
+        self.slots[name] = slot
+        assert self._tg is not None
+        slot.task = self._tg.create_task(driver.run(), name=f"vrrp {name}")
+
+    def _receiver(self, name: str) -> PacketCallback:
+        """The socket callback of instance ``name`` (looked up per packet: the driver of a
+        reloaded instance may be replaced)."""
+
+        def receive(pkt: ReceivedPacket) -> None:
+            slot = self.slots.get(name)
+            if slot is not None:
+                slot.driver.on_packet(pkt)
+
+        return receive
+
+    async def _stop_instance(self, name: str, *, deleted: bool) -> None:
+        slot = self.slots[name]
+        slot.driver.inbox.put_nowait(Shutdown(deleted=deleted))
+        if slot.task is not None:
+            await asyncio.wait([slot.task], timeout=DRIVER_STOP_TIMEOUT_S)
+        slot.sender.close()
+        del self.slots[name]
+
+    def _route_group(self, group: str, state: str, origin: str) -> None:
+        """GroupSync from one member -> GroupForce for the others (spec §4.1)."""
+        sync = self.groups.get(group)
+        if sync is None:
+            return
+        for member in sync.members:
+            slot = self.slots.get(member)
+            if member != origin and slot is not None:
+                slot.driver.inbox.put_nowait(GroupForce(state))
+
+    # ------------------------------------------------------------------ link / address events
+
+    def _on_link(self, ev: LinkEvent) -> None:
+        if not ev.exists:
+            self._gone_links.add(ev.ifname)
+        elif ev.ifname in self._gone_links:
+            # re-created interface: sockets held the old ifindex (bind + group membership)
+            self._gone_links.discard(ev.ifname)
+            try:
+                self.pool.reopen(ev.ifname)
+            except AdapterError as exc:
+                log.error("Reopening VRRP sockets on %s failed: %s", ev.ifname, exc)
+        for slot in self.slots.values():
+            keys = {r.key for r in relations_for(slot.driver.cfg)}
+            if ("interface", ev.ifname) in keys:
+                slot.driver.inbox.put_nowait(TrackerChanged("interface", ev.ifname, ev.up))
+
+    def _on_address(self, ev: AddressEvent) -> None:
+        for name, slot in self.slots.items():
+            cfg = slot.driver.cfg
+            if cfg.family != ev.family:
+                continue
+            if cfg.source_ip is not None:
+                if cfg.track_src_ip and ev.address.ip == cfg.source_ip:
+                    slot.driver.inbox.put_nowait(SourceAddressChanged(present=ev.present))
+            elif cfg.interface == ev.ifname:
+                self._spawn(self._refresh_source(name))
+
+    def _spawn(self, coro: Coroutine[object, object, object]) -> None:
+        task: asyncio.Task[object] = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _refresh_source(self, name: str) -> None:
+        """The interface's primary address may have changed: re-pick the advert source."""
+        slot = self.slots.get(name)
+        if slot is None:
+            return
+        try:
+            source = await self._source_for(slot.driver.cfg)
+        except AdapterError as exc:
+            log.warning("(%s) cannot read the interface addresses: %s", name, exc)
+            return
+        if source == slot.source or self.slots.get(name) is not slot:
+            return
+        slot.source = source
+        slot.sender.set_source(source)
+        slot.driver.inbox.put_nowait(
+            SourceAddressChanged(present=source is not None, address=source)
+        )
+
+    # ------------------------------------------------------------------ signals
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
+        loop.add_signal_handler(signal.SIGUSR1, self.write_data_dump)
+        loop.add_signal_handler(signal.SIGUSR2, self.write_stats_dump)
+        loop.add_signal_handler(signal.SIGRTMIN + 2, self.write_json_dump)
+        loop.add_signal_handler(signal.SIGRTMAX - 1, lambda: self.write_stats_dump(clear=True))
+
+    def _remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (
+            signal.SIGTERM,
+            signal.SIGINT,
+            signal.SIGHUP,
+            signal.SIGUSR1,
+            signal.SIGUSR2,
+            signal.SIGRTMIN + 2,
+            signal.SIGRTMAX - 1,
+        ):
+            loop.remove_signal_handler(sig)
+
+    def _drivers(self) -> list[InstanceDriver]:
+        return [s.driver for s in self.slots.values()]
+
+    def _write(self, what: str, path: str, text: str) -> None:
+        try:
+            write_atomically(path, text)
+        except OSError as exc:
+            log.error("Cannot write %s to %s: %s", what, path, exc)
+        else:
+            log.info("Printing VRRP %s for process(%d) on signal", what, os.getpid())
+
+    def write_data_dump(self) -> None:
+        ctx = DumpContext(
+            config=self.config,
+            drivers=self._drivers(),
+            sockets=self.pool.channels(),
+            sources={n: str(s.source or "(none)") for n, s in self.slots.items()},
+        )
+        self._write("data", dump_path(self.config.global_defs.state_dump_file), render_data(ctx))
+
+    def write_stats_dump(self, *, clear: bool = False) -> None:
+        text = render_stats((d.name, d.stats) for d in self._drivers())
+        self._write("stats", dump_path(self.config.global_defs.stats_dump_file), text)
+        if clear:
+            for d in self._drivers():
+                d.stats.clear()
+
+    def write_json_dump(self) -> None:
+        path = dump_path(self.config.global_defs.json_dump_file)
+        self._write("as json", path, render_json(self._drivers()))
+
+    # ------------------------------------------------------------------ reload
+
+    async def reload(self) -> bool:
+        """SIGHUP (spec §7.2): apply a new configuration, or keep the old one if it is broken."""
+        async with self._reload_lock:
+            if self.loader is None or self._stop.is_set():
+                return False
+            sd_notify("RELOADING=1", "STATUS=reloading")
+            log.info("Reloading")
+            try:
+                ok = await self._reload()
+            finally:
+                sd_notify("READY=1", "STATUS=running")
+            return ok
+
+    async def _reload(self) -> bool:
+        assert self.loader is not None
+        result = await asyncio.to_thread(self.loader)
+        text = render(result.diagnostics, result.lines)
+        errors = [d for d in result.diagnostics if d.is_error]
+        for line in text.splitlines():
+            (log.error if errors else log.warning)("%s", line)
+        new = result.config
+        if errors or new is None:
+            log.error("Reload failed - keeping the running configuration")
+            return False
+        old = self.config
+        old_by_name = {i.name: i for i in old.vrrp_instances}
+        new_by_name = {i.name: i for i in new.vrrp_instances}
+        groups_changed = old.sync_groups != new.sync_groups
+        grouped = {m for g in (*old.sync_groups, *new.sync_groups) for m in g.members}
+
+        keep: dict[str, VrrpInstance] = {}
+        restart: list[str] = []
+        for name, old_cfg in old_by_name.items():
+            new_cfg = new_by_name.get(name)
+            if new_cfg is None:
+                continue
+            same = identity(old_cfg, old) == identity(new_cfg, new)
+            if same and not (groups_changed and name in grouped):
+                keep[name] = new_cfg
+            else:
+                restart.append(name)
+        removed = [n for n in old_by_name if n not in new_by_name]
+        # 1. removals first: their DELETED notifies use the old scripts, and the VRID they
+        #    free may be taken by a new instance on the same socket
+        for name in removed:
+            await self._stop_instance(name, deleted=True)
+        for name in restart:
+            await self._stop_instance(name, deleted=False)
+        # 2. the new configuration becomes current
+        self.config = new
+        await self.notifier.update(new)
+        if old.static != new.static:
+            with contextlib.suppress(AdapterError):
+                await self._remove_static(old)
+            await self._install_static(new)
+        if groups_changed:
+            self._build_groups(new)
+        # 3. matching instances keep their state; changed ones are reconfigured
+        for name, new_cfg in keep.items():
+            slot = self.slots[name]
+            slot.driver.gdefs = new.global_defs
+            old_cfg = old_by_name[name]
+            if _socket_args(old_cfg) != _socket_args(new_cfg):
+                self._rebind(slot, new_cfg)
+            if new_cfg != old_cfg:
+                slot.driver.inbox.put_nowait(Reconfigure(new_cfg))
+            if new.global_defs.fifo_write_vrrp_states_on_reload:
+                m = slot.driver.machine
+                self.notifier.write_fifo("INSTANCE", name, str(m.state), m.effective_priority)
+        # 4. new (and restarted) instances start
+        for inst in new.vrrp_instances:
+            if inst.name not in self.slots:
+                try:
+                    await self._start_instance(inst)
+                except (AdapterError, ValueError) as exc:
+                    log.error("(%s) cannot start: %s", inst.name, exc)
+        log.info(
+            "Reload complete: %d kept, %d removed, %d started",
+            len(keep),
+            len(removed),
+            len(new_by_name) - len(keep),
+        )
+        return True
+
+    def _rebind(self, slot: _Slot, cfg: VrrpInstance) -> None:
+        """Peers/TTL/source changed: register the instance on its (possibly new) socket."""
+        name = cfg.name
+        slot.sender.close()
+        source = cfg.source_ip or slot.source
+        slot.sender = self.pool.register_instance(
+            cfg,
+            self._receiver(name),
+            source=source,
+            global_defs=self.config.global_defs,
+        )
+        slot.source = source
+        slot.driver.ports = dataclasses.replace(slot.driver.ports, packets=slot.sender)
+        if source is not None:
+            slot.driver.set_source(source)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line's run mode
+
+
+def run_from_cli(opts: Mapping[str, object]) -> ExitCode:
+    """``pykad -f FILE`` (click's options dict from :mod:`pykad.cli`)."""
+    from pykad.config.load import exit_code_for, load
+
+    handler = setup_logging(detail=bool(opts.get("log_detail")))
+    try:
+        log.info("Starting pykad v%s", __version__)
+        log.info("Command line: %s", " ".join(repr(a) for a in sys.argv))
+        conf = str(opts["conf"])
+        config_id = opts.get("config_id")
+        all_config = bool(opts.get("all_config"))
+
+        def loader() -> Loaded:
+            return load(
+                conf, config_id=None if config_id is None else str(config_id), all_config=all_config
+            )
+
+        result = loader()
+        sys.stderr.write(render(result.diagnostics, result.lines))
+        if result.config is None or exit_code_for(result.diagnostics, strict=False):
+            if not os.path.exists(conf):
+                log.error("Configuration file %s missing", conf)
+                return ExitCode.NO_CONFIG
+            log.error("Configuration %s unusable - not starting", conf)
+            return ExitCode.CONFIG
+        log.info("Configuration file %s", conf)
+        pid_files = [
+            str(opts.get("pid_file") or DEFAULT_PID_FILE),
+            str(opts.get("vrrp_pid_file") or DEFAULT_VRRP_PID_FILE),
+        ]
+        written: list[str] = []
+        try:
+            written = claim_pid_files(list(dict.fromkeys(pid_files)))
+        except PidFileError as exc:
+            log.error("%s", exc)
+            return ExitCode.FATAL
+        try:
+            return asyncio.run(
+                _serve(result.config, loader, release_vips=not opts.get("dont_release_vrrp"))
+            )
+        finally:
+            release_pid_files(written)
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+async def _serve(config: Config, loader: Callable[[], Loaded], *, release_vips: bool) -> ExitCode:
+    return await Daemon(config, loader=loader, release_vips=release_vips).run()
