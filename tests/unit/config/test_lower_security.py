@@ -1,0 +1,184 @@
+"""Script security (spec §6.3) on real files with real permissions in tmp_path."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from pathlib import Path
+
+import pytest
+
+from pykad.config.diagnostics import Diagnostic, Severity, Status
+from pykad.config.grammar import parse_text
+from pykad.config.lower import lower
+from pykad.config.model import Config
+from pykad.config.security import check_scripts, configured_scripts
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown files")
+VIP = "virtual_ipaddress {\n192.0.2.10\n}\n"
+
+
+def config_for(body: str, *, glob: str = "enable_script_security\nscript_user root") -> Config:
+    text = (
+        f"global_defs {{\n{glob}\n}}\n"
+        f"vrrp_instance VI_1 {{\ninterface eth0\nvirtual_router_id 1\n{VIP}{body}\n}}\n"
+    )
+    config, diags = lower(parse_text(text, "t.conf").blocks)
+    assert config is not None, diags
+    return config
+
+
+def script_file(tmp_path: Path, mode: int = 0o755, name: str = "notify.sh") -> Path:
+    d = tmp_path / "scripts"
+    d.mkdir(mode=0o755, exist_ok=True)
+    d.chmod(0o755)
+    p = d / name
+    p.write_text("#!/bin/sh\nexit 0\n")
+    p.chmod(mode)
+    return p
+
+
+def errors(diags: list[Diagnostic]) -> list[str]:
+    return [d.message for d in diags if d.is_error]
+
+
+@pytest.fixture
+def secure_tmp(tmp_path: Path) -> Path:
+    """tmp_path with every component root-owned and not group/world writable."""
+    if os.geteuid() != 0:
+        pytest.skip("root-run script checks need root-owned directories")
+    for p in [tmp_path, *tmp_path.parents]:
+        st = p.stat()
+        if st.st_uid != 0 or (st.st_mode & 0o022 and not st.st_mode & 0o1000):
+            pytest.skip(f"{p} is not a secure directory on this machine")
+    return tmp_path
+
+
+def test_configured_scripts_lists_every_script() -> None:
+    config = config_for('notify_master "/x/m.sh a"\nnotify "/x/n.sh"')
+    assert [(w, s.argv) for w, s in configured_scripts(config)] == [
+        ("vrrp_instance VI_1 notify_master", ("/x/m.sh", "a")),
+        ("vrrp_instance VI_1 notify", ("/x/n.sh",)),
+    ]
+
+
+def test_secure_root_script_passes(secure_tmp: Path) -> None:
+    p = script_file(secure_tmp)
+    assert check_scripts(config_for(f"notify_master {p}")) == []
+
+
+def test_missing_script_is_an_error(tmp_path: Path) -> None:
+    p = tmp_path / "nope.sh"
+    diags = check_scripts(config_for(f"notify_master {p}"))
+    assert errors(diags) == [f"script {p} (vrrp_instance VI_1 notify_master) does not exist"]
+    assert diags[0].loc is not None
+    assert diags[0].loc.line == 11  # the notify_master line
+
+
+def test_non_executable_script_is_an_error(tmp_path: Path) -> None:
+    p = script_file(tmp_path, mode=0o644)
+    diags = check_scripts(config_for(f"notify_backup {p}"))
+    assert len(errors(diags)) == 1
+    assert f"script {p} (vrrp_instance VI_1 notify_backup) is not executable" in errors(diags)[0]
+
+
+def test_group_writable_directory_makes_a_root_script_insecure(secure_tmp: Path) -> None:
+    p = script_file(secure_tmp)
+    p.parent.chmod(0o775)
+    diags = check_scripts(config_for(f"notify_fault {p}"))
+    (d,) = diags
+    assert d.status is Status.SECURITY
+    assert d.message == (
+        f"script {p} (vrrp_instance VI_1 notify_fault) runs as root but {p.parent} is writable"
+        " by group (mode 0775) - script disabled"
+    )
+
+
+def test_world_writable_script_is_insecure(secure_tmp: Path) -> None:
+    p = script_file(secure_tmp, mode=0o757)
+    (d,) = check_scripts(config_for(f"notify_fault {p}"))
+    assert f"{p} is writable by others (mode 0757)" in d.message
+
+
+def test_sticky_world_writable_directory_is_allowed(secure_tmp: Path) -> None:
+    p = script_file(secure_tmp)
+    p.parent.chmod(0o1777)
+    assert check_scripts(config_for(f"notify_fault {p}")) == []
+
+
+@root_only
+def test_script_owned_by_another_user_is_insecure(secure_tmp: Path) -> None:
+    nobody = pwd.getpwnam("nobody")
+    p = script_file(secure_tmp)
+    os.chown(p, nobody.pw_uid, nobody.pw_gid)
+    (d,) = check_scripts(config_for(f"notify_fault {p}"))
+    assert f"{p} is owned by nobody (uid {nobody.pw_uid}), not root" in d.message
+    assert d.status is Status.SECURITY
+
+
+def test_insecure_script_without_script_security_still_errors_and_warns(
+    secure_tmp: Path,
+) -> None:
+    p = script_file(secure_tmp)
+    p.parent.chmod(0o777)
+    diags = check_scripts(config_for(f"notify_fault {p}", glob="script_user root"))
+    assert [d.severity for d in diags] == [Severity.ERROR, Severity.WARNING]
+    assert diags[0].message.endswith("- it would run anyway")
+    assert diags[1].message == (
+        "SECURITY VIOLATION - scripts are being executed but script_security not enabled."
+    )
+    assert diags[1].hint == "add 'enable_script_security' to global_defs"
+
+
+def test_unknown_script_user_is_an_error(tmp_path: Path) -> None:
+    p = script_file(tmp_path)
+    diags = check_scripts(config_for(f"notify_master {p} no_such_user_pykad"))
+    assert errors(diags) == [
+        f"script {p} (vrrp_instance VI_1 notify_master) cannot run: user 'no_such_user_pykad'"
+        " does not exist"
+    ]
+
+
+def test_script_security_without_a_default_user_is_an_error(tmp_path: Path) -> None:
+    try:
+        pwd.getpwnam("keepalived_script")
+    except KeyError:
+        pass
+    else:
+        pytest.skip("this machine has a keepalived_script user")
+    p = script_file(tmp_path)
+    diags = check_scripts(config_for(f"notify_master {p}", glob="enable_script_security"))
+    assert len(errors(diags)) == 1
+    assert "unable to set default user keepalived_script" in errors(diags)[0]
+
+
+def test_command_found_by_path_search_warns(secure_tmp: Path) -> None:
+    p = script_file(secure_tmp, name="mynotify")
+    diags = check_scripts(
+        config_for("notify_master mynotify"), env={"PATH": f"/nonexistent:{p.parent}"}
+    )
+    assert [d.message for d in diags] == [
+        f"script `mynotify` resolved by path search to `{p}`. Please specify full path."
+    ]
+
+
+def test_command_not_in_path_is_an_error() -> None:
+    diags = check_scripts(config_for("notify_master nosuchcmd"), env={"PATH": "/nonexistent"})
+    assert errors(diags) == [
+        "script 'nosuchcmd' (vrrp_instance VI_1 notify_master) not found in PATH"
+    ]
+
+
+def test_vrrp_script_runs_as_its_own_user(tmp_path: Path) -> None:
+    p = script_file(tmp_path, mode=0o700)  # only root can execute it
+    text = (
+        "global_defs {\nenable_script_security\nscript_user root\n}\n"
+        f'vrrp_script chk {{\nscript "{p}"\nuser nobody\n}}\n'
+        "vrrp_instance VI_1 {\ninterface eth0\nvirtual_router_id 1\n"
+        f"{VIP}track_script {{\nchk\n}}\n}}\n"
+    )
+    config, _ = lower(parse_text(text, "t.conf").blocks)
+    assert config is not None
+    diags = check_scripts(config)
+    assert len(errors(diags)) == 1
+    assert f"script {p} (vrrp_script chk) is not executable by nobody" in errors(diags)[0]
