@@ -29,7 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ NAME = "keepalived-2.2.7"
 R1_MAC = "02:00:00:00:00:01"
 R2_MAC = "02:00:00:00:00:02"
 CAPTURE_S = 4.5  # a few adverts of each instance, both GARP/NA bursts' first rounds
-STOP_GRACE_S = 2.5  # keepalived exits about 1 s after SIGTERM (spec §5.8)
+TCPDUMP_DRAIN_S = 0.5  # tcpdump reads the last frames after keepalived has exited
 
 # Every instance becomes master: state MASTER with priority 255 at once, the others after
 # the master-down interval (spec §5.2), which is < 3 s here.
@@ -141,8 +141,23 @@ def build_lab(prefix: str) -> tuple[str, str, str]:
         sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0")
     sh("ip", "-n", sw, "link", "add", "br0", "type", "bridge")
     for ns, port, mac in ((r1, "p1", R1_MAC), (r2, "p2", R2_MAC)):
-        sh("ip", "-n", ns, "link", "add", "eth0", "address", mac, "type", "veth",
-           "peer", "name", port, "netns", sw)
+        sh(
+            "ip",
+            "-n",
+            ns,
+            "link",
+            "add",
+            "eth0",
+            "address",
+            mac,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            port,
+            "netns",
+            sw,
+        )
         sh("ip", "-n", sw, "link", "set", port, "master", "br0", "up")
         sh("ip", "-n", ns, "link", "set", "lo", "up")
         sh("ip", "-n", ns, "link", "set", "eth0", "up")
@@ -151,6 +166,11 @@ def build_lab(prefix: str) -> tuple[str, str, str]:
     sh("ip", "-n", r2, "addr", "add", "192.0.2.2/24", "dev", "eth0")
     sh("ip", "-n", r2, "addr", "add", "192.0.2.3/24", "dev", "eth0")
     return sw, r1, r2
+
+
+def pause(seconds: float) -> None:
+    """Wall-clock wait: this tool drives real daemons (no unit test runs it)."""
+    threading.Event().wait(seconds)
 
 
 def stop(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> None:
@@ -179,10 +199,22 @@ def main() -> int:
         try:
             namespaces = [f"{prefix}-{n}" for n in ("sw", "r1", "r2")]
             sw, r1, _r2 = build_lab(prefix)
-            time.sleep(1.0)  # IPv6 link-local addresses and the bridge port settle
+            pause(1.0)  # IPv6 link-local addresses and the bridge port settle
             tcpdump = subprocess.Popen(
-                ["ip", "netns", "exec", sw, "tcpdump", "-U", "-n", "-i", "p1", "-w",
-                 str(work / "raw.pcap"), "vrrp or ip6 proto 112 or arp or icmp6"],
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    sw,
+                    "tcpdump",
+                    "-U",
+                    "-n",
+                    "-i",
+                    "p1",
+                    "-w",
+                    str(work / "raw.pcap"),
+                    "vrrp or ip6 proto 112 or arp or icmp6",
+                ],
                 stderr=subprocess.PIPE,
             )
             assert tcpdump.stderr is not None
@@ -192,16 +224,36 @@ def main() -> int:
             conf = work / "keepalived.conf"
             conf.write_text(render(INSTANCES))
             daemon = subprocess.Popen(
-                ["ip", "netns", "exec", r1, "/usr/sbin/keepalived", "-n", "-l", "-D", "-P",
-                 "-f", str(conf), "-p", str(work / "k.pid"), "-r", str(work / "v.pid"),
-                 "-c", str(work / "c.pid")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    r1,
+                    "/usr/sbin/keepalived",
+                    "-n",
+                    "-l",
+                    "-D",
+                    "-P",
+                    "-f",
+                    str(conf),
+                    "-p",
+                    str(work / "k.pid"),
+                    "-r",
+                    str(work / "v.pid"),
+                    "-c",
+                    str(work / "c.pid"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
-            time.sleep(CAPTURE_S)
-            if daemon.poll() is not None:
-                raise RuntimeError(f"keepalived exited early with {daemon.returncode}")
-            stop(daemon)  # SIGTERM: priority-0 adverts (spec §5.8)
-            time.sleep(STOP_GRACE_S)
+            try:
+                code = daemon.wait(timeout=CAPTURE_S)
+            except subprocess.TimeoutExpired:
+                pass
+            else:
+                raise RuntimeError(f"keepalived exited early with {code}")
+            stop(daemon)  # SIGTERM, wait for its exit: priority-0 adverts (spec §5.8)
+            pause(TCPDUMP_DRAIN_S)
             stop(tcpdump, signal.SIGINT)
             pcap.write_bytes((work / "raw.pcap").read_bytes())
         finally:
@@ -209,8 +261,13 @@ def main() -> int:
             stop(tcpdump, signal.SIGINT)
             for ns in namespaces:
                 sh("ip", "netns", "del", ns, check=False)
-    proc = subprocess.run(["/usr/sbin/keepalived", "--version"], capture_output=True,
-                          text=True, timeout=10, check=False)
+    proc = subprocess.run(
+        ["/usr/sbin/keepalived", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
     version = (proc.stdout + proc.stderr).strip().splitlines()[0]
     meta = {
         "keepalived": version,
