@@ -42,14 +42,16 @@ _BLANK_CLASS = r"[ \t\v\f\r]"
 
 
 def _token_grammar() -> pp.ParserElement:
-    quoted = pp.Regex(r'"[^"\n]*"')("quoted")
-    unmatched = pp.Regex(r'"[^"\n]*')("unmatched")
-    brace = pp.Regex(r"[{}]")("brace")
-    plain_run = pp.Regex(rf'[^\s"{{}}]+(?:{_BLANK_CLASS}+[^\s"{{}}]+)*')("run")
-    tok = pp.MatchFirst([quoted, unmatched, brace, plain_run])
+    # One pyparsing element whose alternatives are the token classes of §1.2, tried in
+    # order: a quoted string (closing quote optional, so that an unmatched quote is still a
+    # located token), a brace, a run of plain words. One Regex element rather than a
+    # MatchFirst of four keeps pyparsing from raising and catching an exception for every
+    # alternative that fails, which was most of the cost on large configs.
+    quoted = r'"[^"\n]*"?'
+    brace = r"[{}]"
+    plain_run = rf'[^\s"{{}}]+(?:{_BLANK_CLASS}+[^\s"{{}}]+)*'
+    tok = pp.Regex(f"{quoted}|{brace}|{plain_run}")
     tok.set_whitespace_chars(_WS, copy_defaults=False)
-    for e in (quoted, unmatched, brace, plain_run):
-        e.set_whitespace_chars(_WS, copy_defaults=False)
     return tok.streamline()
 
 
@@ -79,6 +81,99 @@ def tokenize(
     out = [TokenizedLine(ln) for ln in lines]
     if not lines:
         return out, diags
+    text = "\n".join(ln.text for ln in lines)
+    starts: list[int] = []
+    pos = 0
+    for ln in lines:
+        starts.append(pos)
+        pos += len(ln.text) + 1
+    idx = 0
+    nlines = len(lines)
+    for toks, s, e in _TOKEN.scan_string(text):
+        while idx + 1 < nlines and s >= starts[idx + 1]:
+            idx += 1
+        tl = out[idx]
+        ln = tl.line
+        base = starts[idx]
+        off = s - base
+        matched: str = toks[0]
+        first = matched[0]
+        if first == '"':
+            if len(matched) > 1 and matched[-1] == '"':
+                tl.tokens.append(_Token(matched[1:-1], ln.col(off), "quoted", off, e - base))
+                continue
+            # Unmatched quote (§1.2). keepalived drops the rest of the line; pykad keeps it as
+            # the token the user evidently meant, so that the one error is not followed by a
+            # cascade of "missing parameter" errors.
+            tl.tokens.append(_Token(matched[1:], ln.col(off), "quoted", off, e - base))
+            diags.append(
+                error(
+                    ln.loc(off),
+                    f"Unmatched quote: '{ln.text}'",
+                    hint="add the closing '\"'",
+                )
+            )
+        elif first in "{}":
+            tl.tokens.append(_Token(matched, ln.col(off), matched, off, off + 1))
+        else:
+            # a run of plain words: split at blanks (exact: a run has no quote or brace)
+            j = 0
+            for word in matched.split():
+                j = matched.index(word, j)
+                tl.tokens.append(
+                    _Token(word, ln.col(off + j), "word", off + j, off + j + len(word))
+                )
+                j += len(word)
+    return out, diags
+    text = "\n".join(ln.text for ln in lines)
+    starts: list[int] = []
+    pos = 0
+    for ln in lines:
+        starts.append(pos)
+        pos += len(ln.text) + 1
+    idx = 0
+    nlines = len(lines)
+    for toks, s, e in _TOKEN.scan_string(text):
+        while idx + 1 < nlines and s >= starts[idx + 1]:
+            idx += 1
+        tl = out[idx]
+        ln = tl.line
+        base = starts[idx]
+        off = s - base
+        matched: str = toks[0]
+        first = matched[0]
+        if first == '"':
+            if len(matched) > 1 and matched[-1] == '"':
+                tl.tokens.append(_Token(matched[1:-1], ln.col(off), "quoted", off, e - base))
+                continue
+            # Unmatched quote (§1.2). keepalived drops the rest of the line; pykad keeps it as
+            # the token the user evidently meant, so that the one error is not followed by a
+            # cascade of "missing parameter" errors.
+            tl.tokens.append(_Token(matched[1:], ln.col(off), "quoted", off, e - base))
+            diags.append(
+                error(
+                    ln.loc(off),
+                    f"Unmatched quote: '{ln.text}'",
+                    hint="add the closing '\"'",
+                )
+            )
+        elif first in "{}":
+            tl.tokens.append(_Token(matched, ln.col(off), matched, off, off + 1))
+        else:
+            j = 0
+            n = len(matched)
+            while j < n:
+                while j < n and matched[j] in _WS:
+                    j += 1
+                k = j
+                while k < n and matched[k] not in _WS:
+                    k += 1
+                if k > j:
+                    tl.tokens.append(
+                        _Token(matched[j:k], ln.col(off + j), "word", off + j, off + k)
+                    )
+                j = k
+    return out, diags
     text = "\n".join(ln.text for ln in lines)
     starts: list[int] = []
     pos = 0

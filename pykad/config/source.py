@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import glob
 import os
-import platform
 import random
 import re
 import stat
@@ -76,7 +75,7 @@ _HASH, _BANG = "\ue000", "\ue001"
 
 def default_config_id() -> str:
     """keepalived's default config id: the node name up to the first '.' (§1.4)."""
-    return platform.node().split(".", 1)[0]
+    return os.uname().nodename.split(".", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)

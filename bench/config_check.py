@@ -1,0 +1,144 @@
+"""Benchmark: ``pykad --check-config`` against ``keepalived -t`` on one large generated config.
+
+The config has 255 vrrp_instances of 20 VIPs each and 100 virtual_servers of 10 real_servers
+each (TCP_CHECK). Both programs check the same file in the same run, several times each; the
+median wall-clock time is reported and written to a section of BENCHMARKS.md.
+
+Usage: .venv/bin/python bench/config_check.py [--repeat N] [--no-write]
+Nothing here touches the network: both programs only parse and validate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_MD = ROOT / "BENCHMARKS.md"
+SECTION = "## Configuration check (bench/config_check.py)"
+
+
+def generate(interface: str) -> str:
+    out = ["global_defs {", "    router_id bench", "}"]
+    for i in range(255):
+        out += [
+            f"vrrp_instance VI_{i} {{",
+            "    state BACKUP",
+            f"    interface {interface}",
+            f"    virtual_router_id {i + 1}",
+            f"    priority {100 + i % 50}",
+            "    advert_int 1",
+            "    virtual_ipaddress {",
+        ]
+        out += [f"        2001:db8:{i:x}::{j + 1:x}/64" for j in range(20)]
+        out += ["    }", "}"]
+    for v in range(100):
+        out += [
+            f"virtual_server 192.0.2.{v + 1} 80 {{",
+            "    delay_loop 6",
+            "    lb_algo rr",
+            "    lb_kind DR",
+            "    protocol TCP",
+        ]
+        for r in range(10):
+            out += [
+                f"    real_server 198.51.100.{r + 1} 80 {{",
+                "        weight 1",
+                "        TCP_CHECK {",
+                "            connect_timeout 3",
+                "            retry 3",
+                "            delay_before_retry 3",
+                "        }",
+                "    }",
+            ]
+        out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def time_cmd(cmd: list[str], repeat: int) -> tuple[float, int, str]:
+    times = []
+    rc = 0
+    err = ""
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        times.append(time.perf_counter() - t0)
+        rc, err = proc.returncode, proc.stderr
+    return statistics.median(times), rc, err
+
+
+def machine() -> str:
+    model = "unknown"
+    try:
+        m = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        if m:
+            model = m.group(1).strip()
+    except OSError:
+        pass
+    return f"nproc {os.cpu_count()}, {model}, Linux {platform.release()}"
+
+
+def write_section(body: str) -> None:
+    text = BENCH_MD.read_text() if BENCH_MD.exists() else "# Benchmarks\n"
+    start = text.find(SECTION)
+    if start >= 0:
+        nxt = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + body + (text[nxt + 1 :] if nxt >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + body
+    BENCH_MD.write_text(text)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    args = ap.parse_args()
+    pykad = str(Path(sys.executable).parent / "pykad")
+    keepalived = shutil.which("keepalived") or "/usr/sbin/keepalived"
+    iface = "eth0" if Path("/sys/class/net/eth0").exists() else "lo"
+    with tempfile.TemporaryDirectory(prefix="pykad-bench-") as tmp:
+        conf = Path(tmp) / "big.conf"
+        conf.write_text(generate(iface))
+        nlines = conf.read_text().count("\n")
+        rows = []
+        p_t, p_rc, p_err = time_cmd([pykad, "--check-config", "-f", str(conf)], args.repeat)
+        rows.append(("pykad --check-config", p_t, p_rc))
+        if Path(keepalived).exists():
+            k_t, k_rc, _ = time_cmd([keepalived, "-t", "-f", str(conf)], args.repeat)
+            rows.append(("keepalived -t (2.2.7)", k_t, k_rc))
+    if p_rc != 0:
+        print(p_err[:2000], file=sys.stderr)
+    table = ["| program | median wall time (s) | exit status |", "|---|---|---|"]
+    table += [f"| {name} | {t:.3f} | {rc} |" for name, t, rc in rows]
+    body = "\n".join(
+        [
+            SECTION,
+            "",
+            f"Command: `.venv/bin/python bench/config_check.py --repeat {args.repeat}`",
+            f"Machine: {machine()}",
+            f"Input: generated config, {nlines} lines: 255 vrrp_instances x 20 VIPs, "
+            "100 virtual_servers x 10 real_servers (TCP_CHECK); interface "
+            f"{iface}; median of {args.repeat} runs each, same file, same run.",
+            "",
+            *table,
+            "",
+        ]
+    )
+    print(body)
+    if not args.no_write:
+        write_section(body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
