@@ -33,9 +33,7 @@ def lan_params(draw: st.DrawFn) -> tuple[int, int, list[int], list[float]]:
     return version, interval_cs, prios, starts
 
 
-def build(
-    version: int, interval_cs: int, prios: list[int], starts: list[float], **kw: object
-) -> FakeLan:
+def build(version: int, interval_cs: int, prios: list[int], starts: list[float]) -> FakeLan:
     lan = FakeLan(latency=0.0005)
     for i, (prio, start) in enumerate(zip(prios, starts, strict=True)):
         cfg = instance(
@@ -44,7 +42,6 @@ def build(
             primary=f"192.0.2.{i + 1}",
             version=version,
             advert_int=interval_cs / 100,
-            **kw,  # type: ignore[arg-type]
         )
         lan.add(cfg, start_at=start)
     return lan

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from typing import Any
 
+from pykad.config.model import IPAddress
 from pykad.fsm.effects import Log, Notify, SendAdvert, Transition
 from pykad.fsm.events import AdvertReceived, Startup, TimersDue
 from pykad.fsm.machine import State, VrrpMachine
@@ -14,13 +16,13 @@ from pykad.testing.fakelan import FakeLan
 PEER = ipaddress.ip_address("192.0.2.200")
 
 
-def started(**kw: object) -> VrrpMachine:
-    m = VrrpMachine(instance(**kw))  # type: ignore[arg-type]
+def started(**kw: Any) -> VrrpMachine:
+    m = VrrpMachine(instance(**kw))
     m.handle(Startup(), 0.0)
     return m
 
 
-def adv(priority: int, interval_cs: int = 100, src: ipaddress.IPv4Address = PEER) -> AdvertReceived:
+def adv(priority: int, interval_cs: int = 100, src: IPAddress = PEER) -> AdvertReceived:
     return AdvertReceived(src, priority, interval_cs)
 
 
