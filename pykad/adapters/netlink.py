@@ -642,11 +642,12 @@ class LinkMonitor:
             try:
                 async for msg in self._ipr.get():
                     self._handle(msg)
-            except OSError as exc:
+            except (OSError, NetlinkError) as exc:
                 if self._ipr is None:
                     return
-                # ENOBUFS: the kernel dropped broadcasts; re-read the state and report the
-                # differences instead of guessing (pyroute2 docs: a new socket is needed).
+                # ENOBUFS (pyroute2 queues it as an error message that get() raises): the
+                # kernel dropped broadcasts; re-read the state and report the differences
+                # instead of guessing (pyroute2 docs: a new socket is needed).
                 log.warning("netlink monitor: %s - resynchronising", exc)
                 with contextlib.suppress(Exception):
                     self._ipr.close()
