@@ -166,7 +166,8 @@ class VrrpMachine:
 
     @property
     def master_ip(self) -> IPAddress | None:
-        """Source of the last accepted advert while BACKUP (None before one arrived)."""
+        """The current master's address: the source of the last accepted advert while
+        BACKUP, our own address while MASTER, None before either is known."""
         return self._master_ip
 
     @property
@@ -629,32 +630,27 @@ class VrrpMachine:
     # Reload (spec §5.2 step 6, §7.2)
 
     def _on_reconfigure(self, cfg: VrrpInstance, now: float) -> list[Effect]:
-        old_cfg, self.cfg = self.cfg, cfg
+        old, self.cfg = self.cfg, cfg
         self._tracking = self._tracking.rebind(relations_for(cfg))
         self._base = cfg.priority
         effects: list[Effect] = []
         if self._state is State.MASTER:
             # Only what changed is touched: unchanged VIPs stay up without a flap.
-            old = old_cfg
+            old_addrs, new_addrs = (
+                (*old.virtual_addresses, *old.excluded_addresses),
+                self._addresses(),
+            )
             gone = RemoveVips(
-                tuple(
-                    a
-                    for a in (*old.virtual_addresses, *old.excluded_addresses)
-                    if a not in self._addresses()
-                ),
+                tuple(a for a in old_addrs if a not in new_addrs),
                 tuple(r for r in old.virtual_routes if r not in cfg.virtual_routes),
                 tuple(r for r in old.virtual_rules if r not in cfg.virtual_rules),
             )
-            new = InstallVips(
-                tuple(
-                    a
-                    for a in self._addresses()
-                    if a not in (*old.virtual_addresses, *old.excluded_addresses)
-                ),
+            added = InstallVips(
+                tuple(a for a in new_addrs if a not in old_addrs),
                 tuple(r for r in cfg.virtual_routes if r not in old.virtual_routes),
                 tuple(r for r in cfg.virtual_rules if r not in old.virtual_rules),
             )
-            effects += [e for e in (gone, new) if e.addresses or e.routes or e.rules]
+            effects += [e for e in (gone, added) if e.addresses or e.routes or e.rules]
         effects += self._after_tracking(now, "reload")
         if self._state is State.MASTER:
             # spec §5.2 step 6: a MASTER stays MASTER (no notify) and advertises at once
