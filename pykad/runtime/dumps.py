@@ -187,13 +187,18 @@ def _instance_lines(d: InstanceDriver, source: str, g: GlobalDefs) -> list[str]:
     return out
 
 
+def _number(x: float) -> int | float:
+    """keepalived prints integers; pykad keeps fractions instead of truncating them."""
+    return int(x) if x == int(x) else x
+
+
 def _json_instance(d: InstanceDriver) -> dict[str, object]:
     cfg, m = d.cfg, d.machine
     state = str(m.state)
     installed = state == "MASTER"
 
     def seconds(cs: int) -> int | float:
-        return cs // 100 if cs % 100 == 0 else cs / 100
+        return _number(cs / 100)
 
     data: dict[str, object] = {
         "iname": cfg.name,
@@ -221,7 +226,7 @@ def _json_instance(d: InstanceDriver) -> dict[str, object]:
         "master_adver_int": seconds(m.master_adver_int_cs),
         "accept": int(cfg.accept),
         "nopreempt": cfg.nopreempt,
-        "preempt_delay": cfg.preempt_delay_s,
+        "preempt_delay": _number(cfg.preempt_delay_s),
         "state": _STATE_NUMBER.get(state, 0),
         "wantstate": _STATE_NUMBER.get(str(m.wantstate), 0),
         "version": cfg.version,
