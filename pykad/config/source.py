@@ -406,7 +406,19 @@ class Reader:
                         f"line is longer than {MAXBUF - 1} bytes; keepalived splits it here",
                     )
                 )
-            d = decomment(raw)
+            if "\0" in raw:
+                # keepalived's C strings end at a NUL byte, dropping the rest of the line;
+                # nothing after it may reach paths, names or scripts.
+                nul = raw.index("\0")
+                self.diags.append(
+                    error(
+                        SourceLoc(ctx.name, lineno, nul + 1),
+                        "NUL byte in line; the rest of the line is ignored",
+                    )
+                )
+                d = decomment(raw[:nul])
+            else:
+                d = decomment(raw)
             if collecting is not None:
                 # §1.5: lines ending in '\' continue a multi-line definition; the first line
                 # that does not (or an empty line) ends it.

@@ -401,3 +401,11 @@ def test_long_line_warns() -> None:
 def test_crlf_and_no_final_newline() -> None:
     r = parse_text("a 1\r\nb 2")
     assert flat(r.blocks) == ["a 1", "b 2"]
+
+
+def test_nul_byte_ends_the_line_with_an_error() -> None:
+    r = parse_text("router_id a\0b c\nnext 1\n", "n.conf")
+    (d,) = r.diagnostics
+    assert d.is_error
+    assert d.loc == SourceLoc("n.conf", 1, 12)
+    assert flat(r.blocks) == ["router_id a", "next 1"]
