@@ -253,7 +253,7 @@ def decode(
         )
     expected = message_length(version, payload[3], family)
     if len(payload) != expected:
-        raise DecodeError(Discard.PACKET_LEN, _length_detail(len(payload), expected))
+        raise DecodeError(Discard.PACKET_LEN, length_detail(len(payload), expected))
     if verify_checksum and not checksum_ok(
         payload, version=version, src=src, dst=dst, checksum_as_v2=checksum_as_v2
     ):
@@ -261,7 +261,8 @@ def decode(
     return build_advert(payload, family)
 
 
-def _length_detail(length: int, expected: int) -> str:
+def length_detail(length: int, expected: int) -> str:
+    """keepalived's words for a length mismatch (spec §5.7 check 5)."""
     return (
         f"vrrp packet too {'long' if length > expected else 'short'}, "
         f"length {length} and expect {expected}"

@@ -17,6 +17,7 @@ from pykad.proto.advert import (
     Advert,
     build_advert,
     checksum_ok,
+    length_detail,
     message_length,
 )
 from pykad.proto.constants import (
@@ -134,11 +135,7 @@ def validate(
     # 5. the exact length for the packet's own version (keepalived's expected_vrrp_pkt_len)
     expected = message_length(version, count, policy.family)
     if len(payload) != expected:
-        raise DecodeError(
-            Discard.PACKET_LEN,
-            f"vrrp packet too {'long' if len(payload) > expected else 'short'}, "
-            f"length {len(payload)} and expect {expected}",
-        )
+        raise DecodeError(Discard.PACKET_LEN, length_detail(len(payload), expected))
     # 6. RFC 5798 7.1 / RFC 3768 7.1: TTL/hop limit 255, except for unicast (keepalived)
     if not policy.unicast and ttl != VRRP_TTL:
         raise DecodeError(Discard.IP_TTL, f"invalid TTL/HL. Received {ttl} and expect {VRRP_TTL}")

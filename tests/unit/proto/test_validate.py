@@ -55,7 +55,7 @@ def wire(policy: RxPolicy, dst: IPv4Address | IPv6Address | None = None, **field
     src = SRC6 if policy.family == 6 else SRC
     if dst is None:
         dst = VRRP_GROUP_V6 if policy.family == 6 else VRRP_GROUP_V4
-    return encode(replace(advert, **fields), src=src, dst=dst, ipv6_checksum=True)  # type: ignore[arg-type]
+    return encode(replace(advert, **fields), src=src, dst=dst, ipv6_checksum=True)
 
 
 def reason(
@@ -304,7 +304,7 @@ def test_address_check_applies() -> None:
 )
 def test_policy_refuses_nonsense(changes: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        replace(V2, **changes)  # type: ignore[arg-type]
+        replace(V2, **changes)
 
 
 def test_policy_unicast_flag() -> None:
