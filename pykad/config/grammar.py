@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -49,13 +50,16 @@ def _token_grammar() -> pp.ParserElement:
     # alternative that fails, which was most of the cost on large configs.
     quoted = r'"[^"\n]*"?'
     brace = r"[{}]"
-    plain_run = rf'[^\s"{{}}]+(?:{_BLANK_CLASS}+[^\s"{{}}]+)*'
+    # keepalived splits at C isspace() only, so e.g. U+00A0 is part of a word.
+    word = r'[^ \t\v\f\r\n"{}]+'
+    plain_run = f"{word}(?:{_BLANK_CLASS}+{word})*"
     tok = pp.Regex(f"{quoted}|{brace}|{plain_run}")
     tok.set_whitespace_chars(_WS, copy_defaults=False)
     return tok.streamline()
 
 
 _TOKEN = _token_grammar()
+_WORD_RE = re.compile(r"[^ \t\v\f\r\n]+")
 
 
 @dataclass(slots=True)
@@ -117,110 +121,9 @@ def tokenize(
             tl.tokens.append(_Token(matched, ln.col(off), matched, off, off + 1))
         else:
             # a run of plain words: split at blanks (exact: a run has no quote or brace)
-            j = 0
-            for word in matched.split():
-                j = matched.index(word, j)
-                tl.tokens.append(
-                    _Token(word, ln.col(off + j), "word", off + j, off + j + len(word))
-                )
-                j += len(word)
-    return out, diags
-    text = "\n".join(ln.text for ln in lines)
-    starts: list[int] = []
-    pos = 0
-    for ln in lines:
-        starts.append(pos)
-        pos += len(ln.text) + 1
-    idx = 0
-    nlines = len(lines)
-    for toks, s, e in _TOKEN.scan_string(text):
-        while idx + 1 < nlines and s >= starts[idx + 1]:
-            idx += 1
-        tl = out[idx]
-        ln = tl.line
-        base = starts[idx]
-        off = s - base
-        matched: str = toks[0]
-        first = matched[0]
-        if first == '"':
-            if len(matched) > 1 and matched[-1] == '"':
-                tl.tokens.append(_Token(matched[1:-1], ln.col(off), "quoted", off, e - base))
-                continue
-            # Unmatched quote (§1.2). keepalived drops the rest of the line; pykad keeps it as
-            # the token the user evidently meant, so that the one error is not followed by a
-            # cascade of "missing parameter" errors.
-            tl.tokens.append(_Token(matched[1:], ln.col(off), "quoted", off, e - base))
-            diags.append(
-                error(
-                    ln.loc(off),
-                    f"Unmatched quote: '{ln.text}'",
-                    hint="add the closing '\"'",
-                )
-            )
-        elif first in "{}":
-            tl.tokens.append(_Token(matched, ln.col(off), matched, off, off + 1))
-        else:
-            j = 0
-            n = len(matched)
-            while j < n:
-                while j < n and matched[j] in _WS:
-                    j += 1
-                k = j
-                while k < n and matched[k] not in _WS:
-                    k += 1
-                if k > j:
-                    tl.tokens.append(
-                        _Token(matched[j:k], ln.col(off + j), "word", off + j, off + k)
-                    )
-                j = k
-    return out, diags
-    text = "\n".join(ln.text for ln in lines)
-    starts: list[int] = []
-    pos = 0
-    for ln in lines:
-        starts.append(pos)
-        pos += len(ln.text) + 1
-    idx = 0
-    nlines = len(lines)
-    for toks, s, e in _TOKEN.scan_string(text):
-        while idx + 1 < nlines and s >= starts[idx + 1]:
-            idx += 1
-        tl = out[idx]
-        ln = tl.line
-        base = starts[idx]
-        off = s - base
-        name = toks.get_name()
-        matched: str = toks[0]
-        if name == "run":
-            j = 0
-            n = len(matched)
-            while j < n:
-                while j < n and matched[j] in _WS:
-                    j += 1
-                k = j
-                while k < n and matched[k] not in _WS:
-                    k += 1
-                if k > j:
-                    tl.tokens.append(
-                        _Token(matched[j:k], ln.col(off + j), "word", off + j, off + k)
-                    )
-                j = k
-        elif name == "brace":
-            tl.tokens.append(_Token(matched, ln.col(off), matched, off, off + 1))
-        elif name == "quoted":
-            tl.tokens.append(_Token(matched[1:-1], ln.col(off), "quoted", off, e - base))
-        else:
-            # Unmatched quote (§1.2). keepalived drops the rest of the line; pykad keeps it as
-            # the token the user evidently meant, so that the one error is not followed by a
-            # cascade of "missing parameter" errors.
-            tl.tokens.append(_Token(matched[1:], ln.col(off), "quoted", off, e - base))
-            diags.append(
-                error(
-                    ln.loc(off),
-                    f"Unmatched quote: '{ln.text}'",
-                    hint="add the closing '\"'",
-                )
-            )
+            for m in _WORD_RE.finditer(matched):
+                j, k = m.span()
+                tl.tokens.append(_Token(m.group(), ln.col(off + j), "word", off + j, off + k))
     return out, diags
 
 

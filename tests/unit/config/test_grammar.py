@@ -128,3 +128,9 @@ def test_empty_and_comment_only_inputs() -> None:
 def test_backslash_is_not_a_continuation_for_keyword_lines() -> None:
     r = parse_text("kw1 a \\\nkw2 b\n")
     assert shape(r.blocks) == [("kw1", "a", "\\"), ("kw2", "b")]
+
+
+def test_only_c_blanks_separate_tokens() -> None:
+    # keepalived splits at C isspace(); U+00A0 and U+2003 are part of the word, not dropped
+    r = parse_text("router_id a\u00a0b \u2003x\n")
+    assert shape(r.blocks) == [("router_id", "a\u00a0b", "\u2003x")]
