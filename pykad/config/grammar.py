@@ -77,53 +77,72 @@ class TokenizedLine:
     tokens: list[_Token] = field(default_factory=list)
 
 
-def tokenize(
-    lines: Sequence[LogicalLine],
-) -> tuple[list[TokenizedLine], list[Diagnostic]]:
-    """Tokenise every logical line (§1.2) in a single pyparsing scan."""
-    diags: list[Diagnostic] = []
-    out = [TokenizedLine(ln) for ln in lines]
-    if not lines:
-        return out, diags
-    text = "\n".join(ln.text for ln in lines)
+# (text, kind, start, end) of one token, offsets within the logical line's text.
+_Lexeme = tuple[str, str, int, int]
+
+
+def _lex(texts: Sequence[str]) -> list[tuple[list[_Lexeme], int | None]]:
+    """Lexemes of every text, plus the offset of an unmatched quote, in one pyparsing scan."""
+    out: list[tuple[list[_Lexeme], int | None]] = [([], None) for _ in texts]
     starts: list[int] = []
     pos = 0
-    for ln in lines:
+    for t in texts:
         starts.append(pos)
-        pos += len(ln.text) + 1
+        pos += len(t) + 1
     idx = 0
-    nlines = len(lines)
-    for toks, s, e in _TOKEN.scan_string(text):
-        while idx + 1 < nlines and s >= starts[idx + 1]:
+    n = len(texts)
+    for toks, s, _e in _TOKEN.scan_string("\n".join(texts)):
+        while idx + 1 < n and s >= starts[idx + 1]:
             idx += 1
-        tl = out[idx]
-        ln = tl.line
-        base = starts[idx]
-        off = s - base
+        lexemes = out[idx][0]
+        off = s - starts[idx]
         matched: str = toks[0]
         first = matched[0]
         if first == '"':
             if len(matched) > 1 and matched[-1] == '"':
-                tl.tokens.append(_Token(matched[1:-1], ln.col(off), "quoted", off, e - base))
+                lexemes.append((matched[1:-1], "quoted", off, off + len(matched)))
                 continue
             # Unmatched quote (§1.2). keepalived drops the rest of the line; pykad keeps it as
             # the token the user evidently meant, so that the one error is not followed by a
             # cascade of "missing parameter" errors.
-            tl.tokens.append(_Token(matched[1:], ln.col(off), "quoted", off, e - base))
-            diags.append(
-                error(
-                    ln.loc(off),
-                    f"Unmatched quote: '{ln.text}'",
-                    hint="add the closing '\"'",
-                )
-            )
+            lexemes.append((matched[1:], "quoted", off, off + len(matched)))
+            out[idx] = (lexemes, off)
         elif first in "{}":
-            tl.tokens.append(_Token(matched, ln.col(off), matched, off, off + 1))
+            lexemes.append((matched, matched, off, off + 1))
         else:
             # a run of plain words: split at blanks (exact: a run has no quote or brace)
             for m in _WORD_RE.finditer(matched):
                 j, k = m.span()
-                tl.tokens.append(_Token(m.group(), ln.col(off + j), "word", off + j, off + k))
+                lexemes.append((m.group(), "word", off + j, off + k))
+    return out
+
+
+def tokenize(
+    lines: Sequence[LogicalLine],
+) -> tuple[list[TokenizedLine], list[Diagnostic]]:
+    """Tokenise every logical line (§1.2).
+
+    Identical line texts (``}``, ``weight 1``, ...) are lexed once: the distinct texts go
+    through one pyparsing scan, and each line maps the offsets to its own columns.
+    """
+    diags: list[Diagnostic] = []
+    out = [TokenizedLine(ln) for ln in lines]
+    distinct: dict[str, int] = {}
+    for ln in lines:
+        distinct.setdefault(ln.text, len(distinct))
+    lexed = _lex(list(distinct))
+    for tl in out:
+        ln = tl.line
+        lexemes, unmatched = lexed[distinct[ln.text]]
+        tl.tokens = [_Token(t, ln.col(a), kind, a, b) for t, kind, a, b in lexemes]
+        if unmatched is not None:
+            diags.append(
+                error(
+                    ln.loc(unmatched),
+                    f"Unmatched quote: '{ln.text}'",
+                    hint="add the closing '\"'",
+                )
+            )
     return out, diags
 
 
