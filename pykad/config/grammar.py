@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pyparsing as pp
@@ -35,7 +35,15 @@ from pykad.config.diagnostics import Diagnostic, SourceLoc, Status, error
 from pykad.config.source import LogicalLine
 from pykad.config.tree import Block, ParseResult
 
-__all__ = ["Block", "ParseResult", "parse_file", "parse_lines", "parse_text", "tokenize"]
+__all__ = [
+    "Block",
+    "ParseResult",
+    "parse_file",
+    "parse_lines",
+    "parse_text",
+    "sort_diagnostics",
+    "tokenize",
+]
 
 # keepalived's WHITE_SPACE; "\n" separates the logical lines we concatenate for one scan.
 _WS = " \t\v\f\r\n"
@@ -268,7 +276,8 @@ def parse_lines(
     return blocks, diags
 
 
-def _sorted(diags: Sequence[Diagnostic], files: Sequence[str]) -> tuple[Diagnostic, ...]:
+def sort_diagnostics(diags: Iterable[Diagnostic], files: Sequence[str]) -> tuple[Diagnostic, ...]:
+    """By file (in reading order), line and column; unlocated ones last; stable."""
     order = {f: i for i, f in enumerate(files)}
 
     def key(d: Diagnostic) -> tuple[int, int, int, int]:
@@ -281,7 +290,7 @@ def _sorted(diags: Sequence[Diagnostic], files: Sequence[str]) -> tuple[Diagnost
 
 def _result(src: source.SourceResult) -> ParseResult:
     blocks, diags = parse_lines(src.lines, src.physical)
-    all_diags = _sorted([*src.diagnostics, *diags], list(src.physical))
+    all_diags = sort_diagnostics([*src.diagnostics, *diags], list(src.physical))
     return ParseResult(blocks=blocks, diagnostics=all_diags, lines=src.physical)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pykad.config.diagnostics import Diagnostic, Status
-from pykad.config.grammar import parse_file, parse_text
+from pykad.config.grammar import parse_file, parse_text, sort_diagnostics
 from pykad.config.model import Config
 from pykad.config.tree import ParseResult
 from pykad.errors import ExitCode
@@ -41,18 +41,6 @@ def host_interfaces() -> frozenset[str]:
     return frozenset(name for _, name in socket.if_nameindex())
 
 
-def _sorted(diags: Iterable[Diagnostic], files: Sequence[str]) -> tuple[Diagnostic, ...]:
-    """By file (in reading order), line and column; unlocated diagnostics last; stable."""
-    order = {f: i for i, f in enumerate(files)}
-
-    def key(d: Diagnostic) -> tuple[int, int, int, int]:
-        if d.loc is None:
-            return (1, 0, 0, 0)
-        return (0, order.get(d.loc.file, len(order)), d.loc.line, d.loc.col)
-
-    return tuple(sorted(diags, key=key))
-
-
 def _finish(
     parsed: ParseResult,
     *,
@@ -72,7 +60,7 @@ def _finish(
             from pykad.config.security import check_scripts
 
             diags.extend(check_scripts(config))
-    return LoadResult(config, _sorted(diags, list(parsed.lines)), parsed.lines)
+    return LoadResult(config, sort_diagnostics(diags, list(parsed.lines)), parsed.lines)
 
 
 def load(

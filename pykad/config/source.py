@@ -35,7 +35,7 @@ import random
 import re
 import stat
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from pykad.config.diagnostics import Diagnostic, SourceLoc, Status, error, warning
@@ -113,7 +113,6 @@ class Decommented:
     col0: int  # 1-based column of text[0]
     colmap: tuple[int, ...] | None  # set when an escape was removed
     continued: bool  # the line ended with a lone backslash (kept at the end of ``text``)
-    unterminated_quote: bool
 
 
 def decomment(physical: str) -> Decommented:
@@ -131,7 +130,7 @@ def decomment(physical: str) -> Decommented:
     # Fast path: no special character at all (most lines of a real config).
     if "#" not in line and "!" not in line and '"' not in line and "\\" not in line:
         text = line[start:].rstrip(_BLANKS)
-        return Decommented(text, start + 1, None, False, False)
+        return Decommented(text, start + 1, None, False)
     out: list[str] = []
     cols: list[int] = []
     escaped = False
@@ -168,7 +167,7 @@ def decomment(physical: str) -> Decommented:
     # A trailing backslash continues the line unless it is itself escaped (``\\``).
     trailing = len(text) - len(text.rstrip("\\"))
     colmap = tuple(cols) if escaped else None
-    return Decommented(text, cols[0] if cols else start + 1, colmap, trailing % 2 == 1, quote)
+    return Decommented(text, cols[0] if cols else start + 1, colmap, trailing % 2 == 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +191,6 @@ class _FileCtx:
     dir: str  # directory for relative includes, in display form ('' = cwd)
     pwd: str  # absolute directory, for ${_PWD}
     checks: set[str]
-    physical: list[str] = field(default_factory=list)
 
 
 def split_physical(text: str) -> list[str]:
@@ -395,7 +393,6 @@ class Reader:
 
     def _read_lines(self, ctx: _FileCtx, text: str) -> None:
         physical = split_physical(text)
-        ctx.physical = physical
         self.physical[ctx.name] = physical
         collecting: _Definition | None = None
         for lineno, raw in enumerate(physical, 1):
