@@ -218,11 +218,11 @@ class Daemon:
                 await self._start_instance(inst)
         except AdapterError as exc:
             log.error("Startup failed: %s", exc)
-            return (
-                ExitCode.NO_PERMISSION
-                if exc.errno in (errno.EPERM, errno.EACCES)
-                else ExitCode.FATAL
-            )
+            if exc.errno in (errno.EPERM, errno.EACCES):
+                return ExitCode.NO_PERMISSION  # no CAP_NET_RAW / CAP_NET_ADMIN
+            if exc.errno == errno.ENODEV:
+                return ExitCode.CONFIG  # "Non-existent interface specified in configuration"
+            return ExitCode.FATAL
         except ValueError as exc:  # an instance pykad cannot run (AH auth, duplicate VRID)
             log.error("Startup failed: %s", exc)
             return ExitCode.CONFIG

@@ -110,3 +110,65 @@ def test_notify_socket_reload_dumps_and_stop(lab1: Lab, tmp_path: Path) -> None:
     assert not r1.has_address("192.0.2.200")
     assert not r1.has_address("192.0.2.201")
     assert not any(p.exists() for p in pidfiles)
+
+
+SYNC_CONF = """\
+vrrp_sync_group G1 {{
+  group {{
+    VI_A
+    VI_B
+  }}
+  notify "{notify}"
+}}
+vrrp_instance VI_A {{
+  state MASTER
+  interface eth0
+  virtual_router_id 71
+  priority 255
+  version 3
+  advert_int 0.1
+  virtual_ipaddress {{
+    192.0.2.210/24
+  }}
+}}
+vrrp_instance VI_B {{
+  interface eth0
+  virtual_router_id 72
+  priority 100
+  version 3
+  advert_int 0.1
+  virtual_ipaddress {{
+    192.0.2.211/24
+  }}
+}}
+"""
+
+
+def test_sync_group_members_move_together(lab1: Lab, tmp_path: Path) -> None:
+    """spec §4.1: the owner may not go MASTER alone; when VI_B does, VI_A is forced along
+    (the daemon routes GroupSync to the other member's inbox) and the group notifies once."""
+    r1 = lab1.routers[0]
+    notify_log = tmp_path / "notify.log"
+    notify = tmp_path / "notify.sh"
+    notify.write_text(f'#!/bin/sh\necho "$*" >> {notify_log}\n')
+    notify.chmod(0o755)
+    conf = tmp_path / "r1.conf"
+    conf.write_text(SYNC_CONF.format(notify=notify))
+    log = (tmp_path / "r1.log").open("wb")
+    argv = [sys.executable, "-m", "pykad", "-n", "-l", "-D", "-f", str(conf)]
+    argv += ["-p", str(tmp_path / "main.pid"), "-r", str(tmp_path / "vrrp.pid")]
+    proc = r1.spawn(argv, stdout=log, stderr=log)
+    try:
+        r1.wait_address("192.0.2.210", timeout=10)
+        r1.wait_address("192.0.2.211", timeout=10)
+        assert lab1.stop(proc) == 0
+    finally:
+        lab1.stop(proc)
+        log.close()
+    text = (tmp_path / "r1.log").read_text()
+    assert "(VI_A) BACKUP -> MASTER (sync group)" in text
+    assert notify_log.read_text().splitlines() == [
+        "GROUP G1 BACKUP 0",
+        "GROUP G1 MASTER 0",
+        "GROUP G1 STOP 0",
+    ]
