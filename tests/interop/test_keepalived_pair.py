@@ -24,13 +24,13 @@ def test_keepalived_pair_elects_and_fails_over(lab: Lab, start: StartDaemon) -> 
     k1 = start(KeepalivedFixture, r1, c1)
     k1.wait_for_log("(VI_1) Entering MASTER STATE")  # priority 150 preempts
     k2.wait_for_log("(VI_1) Entering BACKUP STATE", since=mark)
-    assert r1.has_address(VIP)
+    r1.wait_address(VIP)
     assert not r2.has_address(VIP)
     mark = k2.mark()
     lab.cut(r1)
     k1.kill()
     k2.wait_for_log("(VI_1) Entering MASTER STATE", since=mark)
-    assert r2.has_address(VIP)
+    r2.wait_address(VIP)
 
 
 def test_prober_sees_keepalived_failover_with_one_answering_router(

@@ -63,7 +63,7 @@ def test_election_handover_preemption_crash(
 
     # Election: the higher priority holds the VIP, the other one stays backup.
     one, two = elect(start, (first_kind, r1, c1), (second_kind, r2, c2))
-    assert r1.has_address(vip)
+    r1.wait_address(vip)
     assert not r2.has_address(vip)
 
     # Graceful handover: SIGTERM -> priority 0 advert, VIP removed, the peer takes over.
@@ -71,7 +71,7 @@ def test_election_handover_preemption_crash(
     assert one.stop() == 0
     assert not r1.has_address(vip)
     two.wait_for_log(entering("MASTER"), since=mark)
-    assert r2.has_address(vip)
+    r2.wait_address(vip)
 
     # Preemption: r1 comes back with the higher priority and takes the VIP back.
     mark = two.mark()
@@ -79,14 +79,14 @@ def test_election_handover_preemption_crash(
     one.wait_for_log(entering("MASTER"), timeout=30)
     two.wait_for_log(entering("BACKUP"), since=mark)
     r2.wait_address(vip, present=False)
-    assert r1.has_address(vip)
+    r1.wait_address(vip)
 
     # Crash: r1's link goes down with its process; r2 becomes master on its own timer.
     mark = two.mark()
     lab.cut(r1)
     one.kill()
     two.wait_for_log(entering("MASTER"), since=mark)
-    assert r2.has_address(vip)
+    r2.wait_address(vip)
 
 
 @pytest.mark.timeout(60)

@@ -55,7 +55,7 @@ def test_crash_failover_then_preemption_back(
     c1, c2 = pair_configs(r1, r2, variant.template)
     start_responders(lab)
     one, two = elect(start, (PykadFixture, r1, c1), (PykadFixture, r2, c2))
-    assert r1.has_address(variant.addr)
+    r1.wait_address(variant.addr)
     assert not r2.has_address(variant.addr)
 
     with Prober(lab.client, variant.addr) as prober:
@@ -97,7 +97,7 @@ def test_graceful_handover_on_sigterm_leaves_no_address(lab: Lab, start: StartDa
     assert not r1.has_address("2001:db8::fe")
     assert not one.pidfile("main").exists()
     two.wait_for_log(entering("MASTER"), since=mark)
-    assert r2.has_address("192.0.2.254")
+    r2.wait_address("192.0.2.254")
     assert two.stop() == 0
     for node in (r1, r2):
         leftover = [a for a in node.addresses() if str(a.ip) in ("192.0.2.254", "2001:db8::fe")]
@@ -112,13 +112,13 @@ def test_nopreempt_keeps_the_current_master(lab: Lab, start: StartDaemon) -> Non
     two, one = elect(start, (PykadFixture, r2, c2), (PykadFixture, r1, c1))
     with pytest.raises(LogTimeout):
         one.wait_for_log(entering("MASTER"), timeout=1.0)  # ten advert intervals
-    assert r2.has_address("192.0.2.254")
+    r2.wait_address("192.0.2.254")
     assert not r1.has_address("192.0.2.254")
     # nopreempt does not stop a backup from replacing a master that died.
     lab.cut(r2)
     two.kill()
     one.wait_for_log(entering("MASTER"))
-    assert r1.has_address("192.0.2.254")
+    r1.wait_address("192.0.2.254")
 
 
 @pytest.mark.timeout(60)
@@ -128,13 +128,13 @@ def test_unicast_election_and_failover(lab: Lab, start: StartDaemon, vip: str) -
     addr = vip.split("/", maxsplit=1)[0]
     c1, c2 = pair_configs(r1, r2, replace(FAST, vips=(vip,)), unicast=True)
     one, two = elect(start, (PykadFixture, r1, c1), (PykadFixture, r2, c2))
-    assert r1.has_address(addr)
+    r1.wait_address(addr)
     assert not r2.has_address(addr)
     mark = two.mark()
     lab.cut(r1)
     one.kill()
     two.wait_for_log(entering("MASTER"), since=mark)
-    assert r2.has_address(addr)
+    r2.wait_address(addr)
 
 
 @pytest.mark.timeout(60)
