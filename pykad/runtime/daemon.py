@@ -162,7 +162,6 @@ class Daemon:
         self._background: set[asyncio.Task[object]] = set()
         self._gone_links: set[str] = set()
         self._warned: set[str] = set()
-        self.ready = asyncio.Event()  # set once READY=1 was sent (tests wait on it)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -177,7 +176,6 @@ class Daemon:
                 if code is ExitCode.OK:
                     sd_notify("READY=1", f"MAINPID={os.getpid()}", "STATUS=running")
                     log.info("Startup complete")
-                    self.ready.set()
                     await self._stop.wait()
                 await self._shutdown()
         except* AdapterError as group:
@@ -364,14 +362,18 @@ class Daemon:
             announcer=self._announcer,
             notifier=self.notifier,
         )
-        driver = InstanceDriver(
-            machine,
-            ports,
-            source=source,
-            global_defs=self.config.global_defs,
-            group_router=self._route_group,
-            startup_delay_s=self.config.global_defs.vrrp_startup_delay_s,
-        )
+        try:
+            driver = InstanceDriver(
+                machine,
+                ports,
+                source=source,
+                global_defs=self.config.global_defs,
+                group_router=self._route_group,
+                startup_delay_s=self.config.global_defs.vrrp_startup_delay_s,
+            )
+        except ValueError:  # an RxPolicy pykad cannot apply (AH): free the VRID again
+            sender.close()
+            raise
         driver.release_vips_on_stop = self.release_vips
         slot = _Slot(driver, sender, source)
         self.slots[name] = slot
@@ -571,6 +573,8 @@ class Daemon:
             await self._install_static(new)
         if groups_changed:
             self._build_groups(new)
+        if self._owned_announcer is not None:
+            self._owned_announcer.configure(new.vrrp_instances)  # GARP/NA pacing per interface
         # 3. matching instances keep their state; changed ones are reconfigured
         for name, new_cfg in keep.items():
             slot = self.slots[name]

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,6 +54,11 @@ def test_live_daemon_is_refused(tmp_path: Path) -> None:
     link.symlink_to(shutil.which("sleep") or "/bin/sleep")
     proc = subprocess.Popen([str(link), "30"])
     try:
+        cmdline = Path(f"/proc/{proc.pid}/cmdline")
+        for _ in range(500):  # Popen may return before the exec: bounded wait for it
+            if b"keepalived" in cmdline.read_bytes():
+                break
+            threading.Event().wait(0.01)
         path.write_text(f"{proc.pid}\n")
         with pytest.raises(PidFileError, match=f"daemon is already running \\(pid {proc.pid}"):
             claim_pid_files([str(path)])
