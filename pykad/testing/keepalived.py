@@ -386,19 +386,3 @@ def elect(
     b = start(*backup)
     b.wait_for_log(entering("BACKUP", instance), timeout=30)
     return m, b
-
-
-def check_config_with_keepalived(node: Node, text: str) -> subprocess.CompletedProcess[str]:
-    """``keepalived -t -f FILE`` inside ``node``'s namespace (it checks interfaces there)."""
-    if KEEPALIVED is None:
-        raise FileNotFoundError("keepalived is not installed")
-    with tempfile.NamedTemporaryFile("w", suffix=".conf", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        return subprocess.run(
-            ["ip", "netns", "exec", node.ns, KEEPALIVED, "-t", "-f", f.name],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )

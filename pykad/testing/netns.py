@@ -446,12 +446,6 @@ class Lab:
                 proc.wait(timeout=5.0)
         return int(proc.returncode)
 
-    def router(self, name: str) -> Node:
-        for node in self.nodes:
-            if node.name == name:
-                return node
-        raise KeyError(name)
-
     def cut(self, node: Node) -> None:
         """Take the node's bridge port down: its frames no longer reach anyone (crash model)."""
         self.run(self.bridge_ns, [IP, "link", "set", node.port, "down"])
