@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from pykad.config import values
@@ -339,6 +339,18 @@ def _set_int(name: str, lo: int, hi: int) -> Handler:
     return handler
 
 
+def _set_seconds(name: str, lo: int, hi: int) -> Handler:
+    """Whole seconds (keepalived reads these as integers) into a float ``*_s`` field."""
+
+    def handler(lw: _Lowering, b: Block, d: _Draft) -> None:
+        v = lw.int_(b, 0, lo, hi)
+        if v is not None:
+            d.fields[name] = float(v)
+            d.seen[b.keyword] = b
+
+    return handler
+
+
 def _set_decimal(name: str, lo: float, hi: float) -> Handler:
     def handler(lw: _Lowering, b: Block, d: _Draft) -> None:
         v = lw.decimal(b, 0, lo, hi)
@@ -425,13 +437,13 @@ def _notify_deleted(lw: _Lowering, b: Block, d: _Draft) -> None:
         _notify("deleted")(lw, b, d)
 
 
-def _track_block(kind: str, lo: int, hi: int, *, clamp254: bool = False) -> Handler:
+def _track_block(kind: str, limit: int, *, clamp254: bool = False) -> Handler:
     """``track_X { NAME [weight W [reverse|noreverse]] ... }`` (§3.5)."""
 
     def handler(lw: _Lowering, b: Block, d: _Draft) -> None:
         entries: list[_TrackEntry] = getattr(d.tracks, kind)
         for line in lw.value_lines(b):
-            entry = _track_line(lw, line, lo, hi, clamp254=clamp254, owner=d.name)
+            entry = _track_line(lw, line, limit, clamp254=clamp254, owner=d.name)
             if entry is None:
                 continue
             if any(e.name == entry.name for e in entries):
@@ -443,8 +455,9 @@ def _track_block(kind: str, lo: int, hi: int, *, clamp254: bool = False) -> Hand
 
 
 def _track_line(
-    lw: _Lowering, line: Block, lo: int, hi: int, *, clamp254: bool, owner: str
+    lw: _Lowering, line: Block, limit: int, *, clamp254: bool, owner: str
 ) -> _TrackEntry | None:
+    """``NAME [weight W [reverse|noreverse]]``; W in -limit..limit (+/-254 clamped if asked)."""
     words = line.args
     weight: int | None = None
     reverse: bool | None = None
@@ -463,7 +476,7 @@ def _track_line(
             )
             return None
         else:
-            bound = 254 if clamp254 else hi
+            bound = 254 if clamp254 else limit
             w = lw.int_(line, 1, -bound, bound, what="weight")
             if w is None:
                 return None
@@ -485,7 +498,6 @@ def _track_line(
                         f"({owner}) unknown track option '{extra}' - ignoring",
                         at=line.arg_loc(j),
                     )
-    _ = lo
     return _TrackEntry(line.keyword, weight, reverse, line.loc)
 
 
@@ -844,8 +856,7 @@ def _inst_interface(lw: _Lowering, b: Block, d: _Draft) -> None:
 def _inst_advert_int(lw: _Lowering, b: Block, d: _Draft) -> None:
     v = lw.decimal(b, 0, 0.01, 255)
     if v is None:
-        lw.error(b, f"({d.name}) Advert interval ({' '.join(b.args)}) not valid! - ignoring")
-        return
+        return  # keepalived: "Advert interval (x) not valid! ... - ignoring": default stays
     d.fields["_advert_us"] = round(v * _US)
     d.seen["advert_int"] = b
 
@@ -867,7 +878,7 @@ def _inst_native_ipv6(lw: _Lowering, b: Block, d: _Draft) -> None:
     d.fields["version"] = 3
 
 
-def _set_family(lw: _Lowering, b: Block, d: _Draft, version: int) -> bool:
+def _set_family(d: _Draft, version: int) -> bool:
     """First address keyword fixes the family; later mismatches are refused (§3.2)."""
     if d.family is None:
         d.family = version
@@ -879,7 +890,7 @@ def _inst_src_ip(name: str) -> Handler:
         v = lw.ip(b, 0)
         if v is None:
             return
-        if not _set_family(lw, b, d, v.version):
+        if not _set_family(d, v.version):
             lw.error(
                 b,
                 f"Configuration error: VRRP instance[{d.name}] and src address[{v}]"
@@ -938,7 +949,7 @@ def _inst_addresses(target: str) -> Handler:
             if va is None:
                 continue
             # VIPs must all be of the instance's family; excluded ones may mix (§3.2)
-            if target == "vips" and not _set_family(lw, line, d, va.family):
+            if target == "vips" and not _set_family(d, va.family):
                 lw.warn(
                     line,
                     f"({d.name}): address family must match VRRP instance [{va.ip}] - ignoring",
@@ -1067,11 +1078,11 @@ _INSTANCE: Final[Mapping[str, _Kw]] = {
     "nopreempt": _Kw(_set_flag("nopreempt")),
     "preempt": _Kw(_set_flag("nopreempt", value=False)),
     "preempt_delay": _Kw(_set_decimal("preempt_delay_s", 0, 1000)),
-    "garp_master_delay": _Kw(_set_int("garp_master_delay_s", 0, _I32_MAX)),
+    "garp_master_delay": _Kw(_set_seconds("garp_master_delay_s", 0, _I32_MAX)),
     "garp_master_repeat": _Kw(_inst_garp_repeat("garp_master_repeat")),
-    "garp_master_refresh": _Kw(_set_int("garp_master_refresh_s", 0, _I32_MAX)),
+    "garp_master_refresh": _Kw(_set_seconds("garp_master_refresh_s", 0, _I32_MAX)),
     "garp_master_refresh_repeat": _Kw(_inst_garp_repeat("garp_master_refresh_repeat")),
-    "garp_lower_prio_delay": _Kw(_set_int("garp_lower_prio_delay_s", 0, _I32_MAX)),
+    "garp_lower_prio_delay": _Kw(_set_seconds("garp_lower_prio_delay_s", 0, _I32_MAX)),
     "garp_lower_prio_repeat": _Kw(_inst_garp_repeat("garp_lower_prio_repeat")),
     "down_timer_adverts": _Kw(_set_int("down_timer_adverts", 1, 100)),
     "lower_prio_no_advert": _Kw(_set_bool("lower_prio_no_advert")),
@@ -1080,11 +1091,11 @@ _INSTANCE: Final[Mapping[str, _Kw]] = {
     "strict_mode": _Kw(_inst_strict_mode),
     "accept": _Kw(_set_flag("accept")),
     "no_accept": _Kw(_set_flag("accept", value=False)),
-    "track_interface": _Kw(_track_block("interfaces", -253, 253, clamp254=True), block=True),
-    "track_script": _Kw(_track_block("scripts", -253, 253, clamp254=True), block=True),
-    "track_file": _Kw(_track_block("files", -254, 254), block=True),
-    "track_process": _Kw(_track_block("processes", -254, 254), block=True),
-    "track_bfd": _Kw(_not_acted_kw(_track_block("bfds", -253, 253)), block=True),
+    "track_interface": _Kw(_track_block("interfaces", 253, clamp254=True), block=True),
+    "track_script": _Kw(_track_block("scripts", 253, clamp254=True), block=True),
+    "track_file": _Kw(_track_block("files", 254), block=True),
+    "track_process": _Kw(_track_block("processes", 254), block=True),
+    "track_bfd": _Kw(_not_acted_kw(_track_block("bfds", 253)), block=True),
     "notify_master": _Kw(_notify("master")),
     "notify_backup": _Kw(_notify("backup")),
     "notify_fault": _Kw(_notify("fault")),
@@ -1486,11 +1497,11 @@ _GLOBAL: Final[Mapping[str, _Kw]] = {
     "vrrp_mcast_group4": _Kw(_set_ip("vrrp_mcast_group4", 4, multicast=True)),
     "vrrp_mcast_group6": _Kw(_set_ip("vrrp_mcast_group6", 6, multicast=True)),
     "default_interface": _Kw(_set_word("default_interface")),
-    "vrrp_garp_master_delay": _Kw(_set_int("vrrp_garp_master_delay_s", 0, _I32_MAX)),
+    "vrrp_garp_master_delay": _Kw(_set_seconds("vrrp_garp_master_delay_s", 0, _I32_MAX)),
     "vrrp_garp_master_repeat": _Kw(_inst_garp_repeat("vrrp_garp_master_repeat")),
-    "vrrp_garp_master_refresh": _Kw(_set_int("vrrp_garp_master_refresh_s", 0, _I32_MAX)),
+    "vrrp_garp_master_refresh": _Kw(_set_seconds("vrrp_garp_master_refresh_s", 0, _I32_MAX)),
     "vrrp_garp_master_refresh_repeat": _Kw(_inst_garp_repeat("vrrp_garp_master_refresh_repeat")),
-    "vrrp_garp_lower_prio_delay": _Kw(_set_int("vrrp_garp_lower_prio_delay_s", 0, _I32_MAX)),
+    "vrrp_garp_lower_prio_delay": _Kw(_set_seconds("vrrp_garp_lower_prio_delay_s", 0, _I32_MAX)),
     "vrrp_garp_lower_prio_repeat": _Kw(_set_int("vrrp_garp_lower_prio_repeat", 0, _I32_MAX)),
     "vrrp_garp_interval": _Kw(_set_decimal("vrrp_garp_interval_s", 0, 1000)),
     "vrrp_gna_interval": _Kw(_set_decimal("vrrp_gna_interval_s", 0, 1000)),
@@ -1593,7 +1604,7 @@ def _top_lvs(lw: _Lowering, b: Block, _: _Draft) -> None:
     lw.lvs_blocks.append(b)
 
 
-def _route_top(kw: str) -> Callable[[_Lowering, Block, _Draft], None]:
+def _static_top(kw: str) -> Callable[[_Lowering, Block, _Draft], None]:
     """Top-level handlers that take the lowering's shared drafts rather than their own."""
     target: Callable[[_Lowering, Block, _Draft], None] = {
         "static_ipaddress": _top_static_addresses,
@@ -1615,9 +1626,9 @@ _TOP: Final[Mapping[str, _Kw]] = {
     "track_file": _Kw(_top_track_file, block=True),
     "vrrp_track_file": _Kw(_top_track_file, block=True),
     "vrrp_track_process": _Kw(_top_track_process, block=True),
-    "static_ipaddress": _Kw(_route_top("static_ipaddress"), block=True),
-    "static_routes": _Kw(_route_top("static_routes"), block=True),
-    "static_rules": _Kw(_route_top("static_rules"), block=True),
+    "static_ipaddress": _Kw(_static_top("static_ipaddress"), block=True),
+    "static_routes": _Kw(_static_top("static_routes"), block=True),
+    "static_rules": _Kw(_static_top("static_rules"), block=True),
     "garp_group": _Kw(_top_not_acted, block=True),
     "linkbeat_interfaces": _Kw(_top_not_acted, block=True),
     "interface_up_down_delays": _Kw(_top_not_acted, block=True),
@@ -1646,12 +1657,6 @@ def _globals(lw: _Lowering) -> GlobalDefs:
         if fifo is not None and not fifo.path:
             lw.error(lw.globals.seen[name + "_script"], f"{name}_script given without {name}")
             del f[name]
-    for name in ("vrrp_garp_master_delay_s", "vrrp_garp_master_refresh_s"):
-        if name in f:
-            f[name] = float(f[name])
-    for name in ("vrrp_garp_lower_prio_delay_s",):
-        if name in f:
-            f[name] = float(f[name])
     return GlobalDefs(**f)
 
 
@@ -1720,7 +1725,7 @@ def _finalise_instance(lw: _Lowering, d: _Draft, g: GlobalDefs) -> None:
         lw.error(_inst_loc(d, "mcast_dst_ip"), f"({name}) mcast_dst_ip must be IPv{family}")
         f["mcast_group"] = None
     f["notify"] = Notify(
-        **{k: v for k, v in d.notify.items()},
+        **d.notify,
         priority_changes=f.pop("_notify_priority_changes", g.vrrp_notify_priority_changes),
         smtp_alert=f.pop(
             "_smtp_alert",
@@ -1824,10 +1829,8 @@ def _finalise_timers(lw: _Lowering, d: _Draft, g: GlobalDefs, strict: bool) -> N
     """GARP schedule and advert options inherit global_defs; strict mode overrides (§3.7)."""
     f = d.fields
     f.setdefault("garp_master_delay_s", g.vrrp_garp_master_delay_s)
-    f["garp_master_delay_s"] = float(f["garp_master_delay_s"])
     f.setdefault("garp_master_repeat", g.vrrp_garp_master_repeat)
     f.setdefault("garp_master_refresh_s", g.vrrp_garp_master_refresh_s)
-    f["garp_master_refresh_s"] = float(f["garp_master_refresh_s"])
     f.setdefault("garp_master_refresh_repeat", g.vrrp_garp_master_refresh_repeat)
     lp_delay = f.get("garp_lower_prio_delay_s", g.vrrp_garp_lower_prio_delay_s)
     lp_repeat = f.get("garp_lower_prio_repeat", g.vrrp_garp_lower_prio_repeat)
@@ -1940,8 +1943,6 @@ def _finalise_unicast(lw: _Lowering, d: _Draft, family: int) -> None:
             f"({d.name}) Cannot use unicast_ttl without unicast peers - resetting",
         )
         del f["unicast_ttl"]
-    if d.peers and not peers and "unicast_src_ip" not in f:
-        pass  # every peer dropped: multicast, as keepalived falls back (reported above)
 
 
 # ---- tracking ------------------------------------------------------------------------------
@@ -2255,8 +2256,6 @@ def lower(blocks: Sequence[Block]) -> tuple[Config | None, list[Diagnostic]]:
 
 
 def _with_dev(va: VirtualAddress, dev: str) -> VirtualAddress:
-    from dataclasses import replace
-
     return replace(va, dev=dev)
 
 
