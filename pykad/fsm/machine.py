@@ -58,7 +58,14 @@ from pykad.fsm.events import (
     TrackFileChanged,
 )
 from pykad.fsm.syncgroup import SyncGroup
-from pykad.fsm.tracking import PRIO_OWNER, Key, Tracking, effective_priority, relations_for
+from pykad.fsm.tracking import (
+    PRIO_OWNER,
+    Key,
+    TrackedObject,
+    Tracking,
+    effective_priority,
+    relations_for,
+)
 
 
 class State(StrEnum):
@@ -191,6 +198,11 @@ class VrrpMachine:
     @property
     def fault_reasons(self) -> tuple[str, ...]:
         return tuple(self._fault_reasons())
+
+    @property
+    def tracked(self) -> tuple[TrackedObject, ...]:
+        """What the instance tracks, with states and contributions (status, metrics)."""
+        return self._tracking.snapshot()
 
     def next_deadline(self) -> float | None:
         """The earliest armed timer; the driver delivers TimersDue at (or after) it."""

@@ -46,6 +46,21 @@ class Relation:
         return (self.kind, self.name)
 
 
+@dataclass(frozen=True, slots=True)
+class TrackedObject:
+    """A read-only view of one relation for status and metrics: the configuration, the last
+    known state (``up``: None for a script with no result yet, and for files) or file
+    ``value``, and what it currently adds to the priority (spec §4.3)."""
+
+    kind: str
+    name: str
+    weight: int
+    reverse: bool
+    up: bool | None
+    value: int | None
+    contribution: int
+
+
 def relations_for(cfg: VrrpInstance) -> tuple[Relation, ...]:
     """Every tracking relation of an instance, configured and implicit (spec §3.2, §3.5)."""
     rels: list[Relation] = []
@@ -191,3 +206,23 @@ class Tracking:
             for rel in self.relations
             if rel.kind == "script" and rel.weight == 0 and self._states[rel.key] is None
         ]
+
+    def snapshot(self) -> tuple[TrackedObject, ...]:
+        """Every relation with its state and priority contribution, in relation order."""
+        out: list[TrackedObject] = []
+        for rel in self.relations:
+            if rel.kind == "file":
+                value = self._files[rel.name]
+                contrib = file_contribution(value, rel.weight, rel.reverse) if rel.weight else 0
+                out.append(
+                    TrackedObject(
+                        rel.kind, rel.name, rel.weight, rel.reverse, None, value, contrib or 0
+                    )
+                )
+                continue
+            up = self._states[rel.key]
+            contrib = 0 if up is None else weighted_contribution(rel.weight, rel.reverse, up)
+            out.append(
+                TrackedObject(rel.kind, rel.name, rel.weight, rel.reverse, up, None, contrib)
+            )
+        return tuple(out)

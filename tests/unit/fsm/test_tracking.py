@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from pykad.config.model import TrackInterface, TrackRef, VirtualRoute
+from pykad.fsm.machine import VrrpMachine
 from pykad.fsm.tracking import (
     Relation,
+    TrackedObject,
     Tracking,
     effective_priority,
     file_contribution,
@@ -152,3 +154,34 @@ def test_rebind_keeps_known_states() -> None:
     new = tr.rebind((Relation("script", "s", 20), Relation("script", "t", 5)))
     assert new.adjustment() == 20
     assert new.state("script", "t") is None
+
+
+def test_snapshot_shows_states_values_and_contributions() -> None:
+    rels = (
+        Relation("interface", "eth0"),
+        Relation("script", "chk", 10),
+        Relation("script", "new", -5),
+        Relation("file", "f", 3),
+        Relation("file", "deep", 100),
+        Relation("file", "z", 0),
+    )
+    tr = Tracking(
+        rels, {("script", "chk"): True, ("interface", "eth0"): False}, {"f": 2, "deep": -9}
+    )
+    assert tr.snapshot() == (
+        TrackedObject("interface", "eth0", 0, False, False, None, 0),
+        TrackedObject("script", "chk", 10, False, True, None, 10),
+        TrackedObject("script", "new", -5, False, None, None, 0),  # no result yet
+        TrackedObject("file", "f", 3, False, None, 2, 6),
+        TrackedObject("file", "deep", 100, False, None, -9, 0),  # FAULT: no contribution
+        TrackedObject("file", "z", 0, False, None, 0, 0),
+    )
+
+
+def test_machine_exposes_its_tracked_objects() -> None:
+    cfg = instance(track_interfaces=(TrackInterface(name="eth1", weight=-20),))
+    machine = VrrpMachine(cfg, initial_trackers={("interface", "eth1"): False})
+    assert machine.tracked == (
+        TrackedObject("interface", "eth0", 0, False, True, None, 0),
+        TrackedObject("interface", "eth1", -20, False, False, None, -20),
+    )
