@@ -964,8 +964,17 @@ def _inst_addresses(target: str) -> Handler:
 def _inst_routes(lw: _Lowering, b: Block, d: _Draft) -> None:
     for line in lw.value_lines(b):
         r = _route_line(lw, line)
-        if r is not None:
-            d.routes.append(r)
+        if r is None:
+            continue
+        if r.dev is None and not r.no_track and r.type in ("unicast", "local"):
+            # a route is tracked through its interface (§3.2); without one there is nothing
+            dst = "default" if r.dst is None else str(r.dst)
+            lw.warn(
+                line,
+                f"Warning - cannot track route {dst} with no interface specified, not tracking",
+            )
+            r = replace(r, no_track=True)
+        d.routes.append(r)
 
 
 def _inst_rules(lw: _Lowering, b: Block, d: _Draft) -> None:
@@ -1720,6 +1729,16 @@ def _finalise_instance(lw: _Lowering, d: _Draft, g: GlobalDefs) -> None:
     _finalise_accept(lw, d, version, strict)
     _finalise_addresses(lw, d, version=version, strict=strict, family=family)
     _finalise_unicast(lw, d, family)
+    vips: tuple[VirtualAddress, ...] = f["virtual_addresses"]
+    if family == 6 and vips and not f["unicast_peers"] and not vips[0].ip.is_link_local:
+        # RFC 5798 7.1: an IPv6 advert lists the link-local address first; keepalived only
+        # logs this, and refuses it in strict mode
+        message = f"({name}) the first IPv6 VIP {vips[0].ip} should be link-local (fe80::/10)"
+        if strict:
+            lw.error(_inst_loc(d, "virtual_ipaddress"), message, fatal=True)
+            d.rejected = True
+        else:
+            lw.warn(_inst_loc(d, "virtual_ipaddress"), message)
     f.setdefault("mcast_group", None)
     if f["mcast_group"] is not None and f["mcast_group"].version != family:
         lw.error(_inst_loc(d, "mcast_dst_ip"), f"({name}) mcast_dst_ip must be IPv{family}")

@@ -127,6 +127,22 @@ def _executable_by(st: os.stat_result, who: _RunAs) -> bool:
     return bool(st.st_mode & stat.S_IXOTH)
 
 
+def _unusable(path: Path, who: _RunAs) -> str | None:
+    """Why the script at ``path`` cannot be run by ``who``, or None."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be examined ({exc.strerror})"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file"
+    if not _executable_by(st, who):
+        mode = stat.S_IMODE(st.st_mode)
+        return f"is not executable by {who.name} (uid {who.uid}, mode {mode:04o})"
+    return None
+
+
 def _insecure_component(path: Path) -> str | None:
     """Why a root-run script at ``path`` could be replaced by a non-root user, or None."""
     parts = [path, *path.parents]
@@ -159,10 +175,11 @@ def _user_name(uid: int) -> str:
 def check_scripts(config: Config, *, env: Mapping[str, str] | None = None) -> list[Diagnostic]:
     """Check every configured script the way keepalived does at start-up (§6.3).
 
-    Errors: a script that does not exist or cannot be executed by its user, an unknown user
-    or group, and (``Status.SECURITY``) a root-run script whose path is writable by non-root
-    users. Warning: scripts configured without ``enable_script_security``, and a command
-    found by PATH search.
+    Errors (``Status.SECURITY``): a root-run script whose path non-root users could change;
+    with ``enable_script_security``, a missing default script user. Warnings: a script that
+    does not exist, cannot be executed by its user or names an unknown user or group (keepalived
+    disables it and runs on), a command found by PATH search, and existing scripts configured
+    without ``enable_script_security`` (keepalived's "SECURITY VIOLATION").
     """
     env = os.environ if env is None else env
     g = config.global_defs
@@ -174,7 +191,6 @@ def check_scripts(config: Config, *, env: Mapping[str, str] | None = None) -> li
         argv0 = script.argv[0]
         if argv0.startswith("</"):
             continue  # "</path": a shell file-existence test, run via sh (§6.3)
-        any_script = True
         key = (argv0, script.user, script.group)
         if key in seen:
             continue
@@ -185,7 +201,7 @@ def check_scripts(config: Config, *, env: Mapping[str, str] | None = None) -> li
         else:
             found = _find(argv0, env)
             if found is None:
-                out.append(error(loc, f"script '{argv0}' ({where}) not found in PATH"))
+                out.append(warning(loc, f"script '{argv0}' ({where}) not found in PATH - disabled"))
                 continue
             out.append(
                 warning(
@@ -197,28 +213,19 @@ def check_scripts(config: Config, *, env: Mapping[str, str] | None = None) -> li
             path = found
         who = _resolve_user(script, g.script_user, g.script_group, secure=secure)
         if isinstance(who, str):
-            out.append(error(loc, f"script {argv0} ({where}) cannot run: {who}"))
+            if who.startswith("unable to set default user"):
+                # the one user problem keepalived -t reports itself (§1.10)
+                out.append(error(loc, f"script {argv0} ({where}) cannot run: {who}"))
+            else:
+                out.append(warning(loc, f"script {argv0} ({where}) cannot run: {who} - disabled"))
             continue
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            out.append(error(loc, f"script {path} ({where}) does not exist"))
+        problem = _unusable(path, who)
+        if problem is not None:
+            # keepalived disables such a script and runs on (logged to syslog only, §1.3/§6.3)
+            out.append(warning(loc, f"script {path} ({where}) {problem} - disabled"))
             continue
-        except OSError as exc:
-            out.append(error(loc, f"script {path} ({where}) cannot be examined: {exc.strerror}"))
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            out.append(error(loc, f"script {path} ({where}) is not a regular file"))
-            continue
-        if not _executable_by(st, who):
-            out.append(
-                error(
-                    loc,
-                    f"script {path} ({where}) is not executable by {who.name}"
-                    f" (uid {who.uid}, mode {stat.S_IMODE(st.st_mode):04o})",
-                )
-            )
-            continue
+        any_script = True
+        st = path.stat()
         runs_as_root = (
             who.uid == 0
             or who.gid == 0

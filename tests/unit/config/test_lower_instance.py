@@ -329,13 +329,26 @@ def test_v3_advert_int_of_41s_is_clamped_to_40_95() -> None:
 
 
 def test_ipv6_vips_force_version_3_silently() -> None:
-    inst, diags = one_instance(vips="virtual_ipaddress {\n2001:db8::10\n}\n")
+    inst, diags = one_instance(vips="virtual_ipaddress {\nfe80::10\n2001:db8::10\n}\n")
     assert (inst.family, inst.version) == (6, 3)
     assert diags == []
 
 
+def test_ipv6_first_vip_should_be_link_local() -> None:
+    _, diags = one_instance(vips="virtual_ipaddress {\nfe80::10\n2001:db8::10\n}\n")
+    assert diags == []
+    _, diags = one_instance(vips="virtual_ipaddress {\n2001:db8::10\n}\n")
+    d = only(diags, "(VI_1) the first IPv6 VIP 2001:db8::10 should be link-local")
+    assert d.severity is Severity.WARNING
+    config, diags = lower_text(
+        inst_text("strict_mode", vips="virtual_ipaddress {\n2001:db8::1\n}\n")
+    )
+    assert config is None
+    assert only(diags, "should be link-local").is_error
+
+
 def test_ipv6_vips_with_explicit_version_2_is_an_error() -> None:
-    inst, diags = one_instance("version 2", vips="virtual_ipaddress {\n2001:db8::10\n}\n")
+    inst, diags = one_instance("version 2", vips="virtual_ipaddress {\nfe80::10\n}\n")
     d = only(diags, "IPv6 requires VRRP version 3")
     assert d.is_error
     assert d.source_line == "version 2"
@@ -543,7 +556,10 @@ def test_virtual_routes_and_rules() -> None:
         " table main metric 5\nblackhole 203.0.113.0/24\ndefault via 192.0.2.1\n}\n"
         "virtual_rules {\nfrom 192.0.2.0/24 table 100 priority 10\n}"
     )
-    assert diags == []
+    # the default route has no interface to be tracked through; a blackhole needs none
+    assert [d.message for d in diags] == [
+        "Warning - cannot track route default with no interface specified, not tracking"
+    ]
     r1, r2, r3 = inst.virtual_routes
     assert r1.dst == ipaddress.ip_network("198.51.100.0/24")
     assert (str(r1.src), str(r1.via), r1.dev, r1.table, r1.metric) == (
@@ -554,7 +570,7 @@ def test_virtual_routes_and_rules() -> None:
         5,
     )
     assert (r2.type, r2.dst) == ("blackhole", ipaddress.ip_network("203.0.113.0/24"))
-    assert r3.dst is None
+    assert (r3.dst, r3.no_track) == (None, True)
     (rule,) = inst.virtual_rules
     assert (rule.src, rule.table, rule.priority, rule.family) == (
         ipaddress.ip_network("192.0.2.0/24"),

@@ -42,6 +42,10 @@ def errors(diags: list[Diagnostic]) -> list[str]:
     return [d.message for d in diags if d.is_error]
 
 
+def warnings(diags: list[Diagnostic]) -> list[str]:
+    return [d.message for d in diags if d.severity is Severity.WARNING]
+
+
 @pytest.fixture
 def secure_tmp(tmp_path: Path) -> Path:
     """tmp_path with every component root-owned and not group/world writable."""
@@ -67,19 +71,25 @@ def test_secure_root_script_passes(secure_tmp: Path) -> None:
     assert check_scripts(config_for(f"notify_master {p}")) == []
 
 
-def test_missing_script_is_an_error(tmp_path: Path) -> None:
+def test_missing_script_is_disabled_with_a_warning(tmp_path: Path) -> None:
+    # keepalived disables it and runs on; -t does not even show it
     p = tmp_path / "nope.sh"
     diags = check_scripts(config_for(f"notify_master {p}"))
-    assert errors(diags) == [f"script {p} (vrrp_instance VI_1 notify_master) does not exist"]
+    assert warnings(diags) == [
+        f"script {p} (vrrp_instance VI_1 notify_master) does not exist - disabled"
+    ]
     assert diags[0].loc is not None
     assert diags[0].loc.line == 11  # the notify_master line
 
 
-def test_non_executable_script_is_an_error(tmp_path: Path) -> None:
+def test_non_executable_script_is_disabled(tmp_path: Path) -> None:
     p = script_file(tmp_path, mode=0o644)
-    diags = check_scripts(config_for(f"notify_backup {p}"))
-    assert len(errors(diags)) == 1
-    assert f"script {p} (vrrp_instance VI_1 notify_backup) is not executable" in errors(diags)[0]
+    (d,) = check_scripts(config_for(f"notify_backup {p}"))
+    assert d.severity is Severity.WARNING
+    assert d.message == (
+        f"script {p} (vrrp_instance VI_1 notify_backup) is not executable by root (uid 0,"
+        " mode 0644) - disabled"
+    )
 
 
 def test_group_writable_directory_makes_a_root_script_insecure(secure_tmp: Path) -> None:
@@ -130,12 +140,12 @@ def test_insecure_script_without_script_security_still_errors_and_warns(
     assert diags[1].hint == "add 'enable_script_security' to global_defs"
 
 
-def test_unknown_script_user_is_an_error(tmp_path: Path) -> None:
+def test_unknown_script_user_disables_the_script(tmp_path: Path) -> None:
     p = script_file(tmp_path)
     diags = check_scripts(config_for(f"notify_master {p} no_such_user_pykad"))
-    assert errors(diags) == [
+    assert warnings(diags) == [
         f"script {p} (vrrp_instance VI_1 notify_master) cannot run: user 'no_such_user_pykad'"
-        " does not exist"
+        " does not exist - disabled"
     ]
 
 
@@ -162,10 +172,10 @@ def test_command_found_by_path_search_warns(secure_tmp: Path) -> None:
     ]
 
 
-def test_command_not_in_path_is_an_error() -> None:
+def test_command_not_in_path_is_disabled() -> None:
     diags = check_scripts(config_for("notify_master nosuchcmd"), env={"PATH": "/nonexistent"})
-    assert errors(diags) == [
-        "script 'nosuchcmd' (vrrp_instance VI_1 notify_master) not found in PATH"
+    assert warnings(diags) == [
+        "script 'nosuchcmd' (vrrp_instance VI_1 notify_master) not found in PATH - disabled"
     ]
 
 
@@ -179,6 +189,5 @@ def test_vrrp_script_runs_as_its_own_user(tmp_path: Path) -> None:
     )
     config, _ = lower(parse_text(text, "t.conf").blocks)
     assert config is not None
-    diags = check_scripts(config)
-    assert len(errors(diags)) == 1
-    assert f"script {p} (vrrp_script chk) is not executable by nobody" in errors(diags)[0]
+    (d,) = check_scripts(config)
+    assert f"script {p} (vrrp_script chk) is not executable by nobody" in d.message
