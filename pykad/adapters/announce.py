@@ -65,7 +65,7 @@ class PacketAnnouncer:
     ``nl`` gives the interface facts (index, MAC, NOARP, IPv6 forwarding); it must be open.
     ``garp_interval_s`` / ``gna_interval_s`` are the global defaults; per-interface values
     come from :meth:`set_intervals` (``garp_group``) or :meth:`configure` (instances).
-    ``sent`` and ``skipped`` count frames."""
+    ``sent`` and ``skipped`` count frames; ``sent_by`` splits ``sent`` per interface and kind."""
 
     def __init__(
         self,
@@ -81,6 +81,8 @@ class PacketAnnouncer:
         self.gna_interval_s = gna_interval_s
         self.sent = 0
         self.skipped = 0
+        # frames sent per (interface, "arp" | "na"), for metrics
+        self.sent_by: dict[tuple[str, str], int] = {}
         self._intervals: dict[str, tuple[float, float]] = {}
         self._ifaces: dict[str, _Interface] = {}
         self._frames: dict[FrameKey, bytes] = {}
@@ -118,7 +120,7 @@ class PacketAnnouncer:
         NOARP interface are skipped; a missing interface raises AdapterError after every
         other address was announced."""
         loop = asyncio.get_running_loop()
-        plan: list[tuple[_Interface, bytes, bool]] = []
+        plan: list[tuple[str, _Interface, bytes, bool]] = []
         missing: list[str] = []
         links: dict[str, LinkInfo | None] = {}
         forwarding: dict[str, bool] = {}
@@ -139,16 +141,18 @@ class PacketAnnouncer:
             iface = self._interface(link)
             if isinstance(vip.ip, IPv4Address):
                 frame = self._frame(dev, link.mac, vip.ip, router=False)
-                plan.append((iface, frame, True))
+                plan.append((dev, iface, frame, True))
             else:
                 if dev not in forwarding:
                     forwarding[dev] = await self.nl.ipv6_forwarding(dev)
                 frame = self._frame(dev, link.mac, vip.ip, router=forwarding[dev])
-                plan.append((iface, frame, False))
+                plan.append((dev, iface, frame, False))
         for _round in range(repeat):
-            for iface, frame, is_arp in plan:
+            for dev, iface, frame, is_arp in plan:
                 await self._paced(loop, iface, is_arp)
-                self._send(iface, frame)
+                if self._send(iface, frame):
+                    key = (dev, "arp" if is_arp else "na")
+                    self.sent_by[key] = self.sent_by.get(key, 0) + 1
         if missing:
             raise AdapterError("gratuitous ARP/NA", None, "no interface for " + ", ".join(missing))
 
@@ -167,14 +171,15 @@ class PacketAnnouncer:
         if slot > now:
             await asyncio.sleep(slot - now)
 
-    def _send(self, iface: _Interface, frame: bytes) -> None:
+    def _send(self, iface: _Interface, frame: bytes) -> bool:
         try:
             iface.sock.send(frame)
         except OSError as exc:
             # a down interface (ENETDOWN) loses its GARPs, as keepalived's do: log, go on
             log.warning("gratuitous ARP/NA send error on ifindex %d: %s", iface.index, exc)
-        else:
-            self.sent += 1
+            return False
+        self.sent += 1
+        return True
 
     def _frame(self, dev: str, mac: bytes, ip: IPAddress, *, router: bool) -> bytes:
         key = (dev, mac, ip, router)

@@ -157,6 +157,8 @@ class InstanceDriver:
         self.inbox: asyncio.Queue[Event] = asyncio.Queue()
         self.stats = InstanceStats()
         self.last_transition_wall: float | None = None  # time.time() of the last change
+        self.last_transition: Transition | None = None  # the last change (status: from, reason)
+        self.transitions = 0  # state changes since start; never cleared (a Prometheus counter)
         self.finished = False
         # -V/--dont-release-vrrp: leave the addresses in place when the daemon stops
         self.release_vips_on_stop = True
@@ -260,6 +262,8 @@ class InstanceDriver:
                     self._announce_q.put_nowait(effect)
             case Transition(old=old, new=new, reason=reason):
                 self.last_transition_wall = time.time()
+                self.last_transition = effect
+                self.transitions += 1
                 if new == "MASTER":
                     self.stats.count("become_master")
                 elif old == "MASTER" and new in ("BACKUP", "FAULT"):

@@ -107,6 +107,7 @@ async def test_garp_and_na_frames_and_the_peer_neighbour_table(
     finally:
         cap.close()
     assert announcer.sent == 4
+    assert announcer.sent_by == {("eth0", "arp"): 2, ("eth0", "na"): 2}
     # two rounds, each round every address once, in the given order (spec §5.5 step 6)
     garp, na = build_garp(mac, VIP4), build_unsolicited_na(mac, VIP6, router=False)
     assert [f[: len(garp)] if f[12:14] == b"\x08\x06" else f[: len(na)] for f in frames] == [
