@@ -78,9 +78,6 @@ _INT_MAX: Final = 2**63
 _I32_MAX: Final = 2_147_483_647
 _US: Final = 1_000_000  # keepalived keeps timers in µs (TIMER_HZ)
 
-# Keywords that belong to the LVS lowering (H3's pykad.config.lower_lvs).
-_LVS_TOP: Final = frozenset({"virtual_server", "virtual_server_group", "SSL"})
-
 
 def _words(text: str) -> frozenset[str]:
     """A keyword set written as one blank-separated string (keeps long lists compact)."""
