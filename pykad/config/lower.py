@@ -2161,6 +2161,7 @@ def _finalise_groups(
             inst.fields["sync_group"] = gd.name
             if not tracking_weight:
                 _drop_weighted(lw, name, resolved[name], "SYNC group", files_default_to_zero=True)
+            _attach_group_tracks(resolved[name], gr)
         g_fields: dict[str, Any] = {}
         _apply_tracks(g_fields, gr)
         out.append(
@@ -2178,6 +2179,19 @@ def _finalise_groups(
             )
         )
     return out
+
+
+def _attach_group_tracks(member: _Resolved, group: _Resolved) -> None:
+    """§4.1: the group's tracking objects are attached to every member instance.
+
+    The machine only reads its own instance's ``track_*`` fields, so this is where group
+    tracking takes effect. A member's own entry for the same object wins (keepalived keeps
+    the first and ignores the duplicate).
+    """
+    for attr in ("interfaces", "scripts", "files", "processes", "bfds"):
+        mine = getattr(member, attr)
+        names = {t.name for t, _ in mine}
+        mine.extend(entry for entry in getattr(group, attr) if entry[0].name not in names)
 
 
 def _zero_weights(r: _Resolved) -> None:

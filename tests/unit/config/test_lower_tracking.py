@@ -507,3 +507,15 @@ def test_check_interfaces_instance_interface_with_hint() -> None:
 def test_check_interfaces_honours_dynamic_interfaces() -> None:
     config, _ = ok("global_defs {\ndynamic_interfaces\n}\n" + inst_text())
     assert check_interfaces(config, set()) == []
+
+
+def test_sync_group_trackers_are_attached_to_every_member() -> None:
+    # §4.1: "Group tracking objects are attached to every member instance"; the machine reads
+    # only the instance's own track_* fields, so a group tracker must appear there.
+    config, _ = ok(
+        script_text("chk", "weight -20\n") + "vrrp_sync_group G {\ngroup {\nA B\n}\n"
+        "track_script {\nchk\n}\ntrack_interface {\neth1\n}\n}\n" + two_instances()
+    )
+    for inst in config.vrrp_instances:
+        assert [(t.name, t.weight) for t in inst.track_scripts] == [("chk", -20)]
+        assert [(t.name, t.weight) for t in inst.track_interfaces] == [("eth1", 0)]
