@@ -51,6 +51,7 @@ from pykad.config.model import (
     GlobalDefs,
     InitialState,
     IPAddress,
+    IPInterface,
     Notify,
     NotifyFifo,
     Script,
@@ -532,7 +533,13 @@ def _address_line(lw: _Lowering, line: Block, *, owner: str) -> VirtualAddress |
                 line,
                 f"Invalid address prefix len {plen_text} for address {addr_text} - using {maxlen}",
             )
-    iface = ipaddress.ip_interface(f"{ip}/{plen}")
+    # from (int, prefix): ip_interface(f"{ip}/{plen}") would format and re-parse the address,
+    # which was 40% of lowering 5100 VIPs (bench/config_check.py)
+    iface: IPInterface = (
+        ipaddress.IPv4Interface((int(ip), plen))
+        if ip.version == 4
+        else ipaddress.IPv6Interface((int(ip), plen))
+    )
     kw: dict[str, Any] = {}
     brd: str | None = None
     args = line.args
