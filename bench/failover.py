@@ -1,0 +1,192 @@
+"""Benchmark: the client's outage on a master crash, a graceful handover and a preemption.
+
+Lab (pykad.testing.netns.Lab): routers r1 (priority 150) and r2 (priority 100) running the
+same daemon (pykad, or keepalived 2.2.7), one instance with the VIP 192.0.2.254/24, and a
+client probing the VIP over UDP every 5 ms (pykad.testing.prober; a responder on each router
+answers with its name). The outage of an event is the longest gap between two answered
+probes around it (``Prober.outage``). One run is four events, in this order:
+
+1. crash: r1's bridge port goes down and its daemon is SIGKILLed at the same instant (the
+   recipe's crash model); r2 takes over after its master-down timer. Bound (RFC 5798 6.4.2,
+   spec §5.1): 3 x advert_int + skew, skew = (256 - 100) / 256 x advert_int (v3) or
+   (256 - 100) / 256 s (v2).
+2. preemption: r1 "reboots" (its stale VIP removed, link up, daemon started); it becomes
+   master over r2 (preempt is the default). No timer bounds this gap: ideally 0.
+3. graceful: r1's daemon gets SIGTERM; it sends priority 0 and r2 takes over after its skew
+   time (RFC 5798 6.4.2). Bound: skew.
+4. preemption again (as 2).
+
+Usage: .venv/bin/python bench/failover.py [--runs N] [--cases v2-1 v3-0.1 v3-0.02]
+       [--daemons pykad keepalived]
+Needs root; every namespace and process is removed when it ends (the Lab closes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Final
+
+from benchlib import DAEMONS, Recorder, median
+
+from pykad.testing.keepalived import (
+    DaemonConfig,
+    DaemonFixture,
+    Instance,
+    LogTimeout,
+    entering,
+    pair_configs,
+)
+from pykad.testing.netns import Lab, LabError, Node, sweep_orphans
+from pykad.testing.prober import Prober, start_responders
+
+VIP: Final = "192.0.2.254/24"
+BACKUP_PRIORITY: Final = 100  # r2, the one whose timers decide the takeover
+CASES: Final[dict[str, tuple[int, float]]] = {
+    "v2-1": (2, 1.0),
+    "v3-0.1": (3, 0.1),
+    "v3-0.02": (3, 0.02),
+}
+SETTLE_S: Final = 0.2  # steady traffic before each event
+PROBE_TIMEOUT_S: Final = 0.2  # an answer later than this is a lost probe (RTT here < 1 ms)
+TRACE_MARGIN_S: Final = 0.25  # probes kept around the first crash for the figure
+
+
+def skew(version: int, advert_int: float, priority: int = BACKUP_PRIORITY) -> float:
+    """RFC 3768 6.1 / RFC 5798 6.1: Skew_Time (v2 in seconds, v3 scaled by the interval)."""
+    return (256 - priority) / 256 * (advert_int if version == 3 else 1.0)
+
+
+def bounds(version: int, advert_int: float) -> dict[str, float]:
+    s = skew(version, advert_int)
+    return {"crash": 3 * advert_int + s, "graceful": s, "preempt": 0.0}
+
+
+class Pair:
+    """The two daemons of one case; r1 is restarted across events, r2 runs throughout."""
+
+    def __init__(self, lab: Lab, kind: str, template: Instance, tmp: Path) -> None:
+        self.lab = lab
+        self.fixture = DAEMONS[kind]
+        self.tmp = tmp
+        self.r1, self.r2 = lab.routers
+        self.c1, self.c2 = pair_configs(self.r1, self.r2, template)
+        self.d1 = self.start(self.r1, self.c1)
+        self.d1.wait_for_log(entering("MASTER"), timeout=30)
+        self.r1.wait_address(ipaddress.ip_interface(VIP).ip, timeout=10)
+        self.d2 = self.start(self.r2, self.c2)
+        self.d2.wait_for_log(entering("BACKUP"), timeout=30)
+
+    def start(self, node: Node, config: DaemonConfig) -> DaemonFixture:
+        workdir = self.tmp / f"{node.name}-{time.monotonic_ns()}"
+        return self.fixture(node, config, workdir=workdir).start()
+
+
+def _event_outage(prober: Prober, t: float, answered_by: str) -> tuple[float, set[str]]:
+    """Wait until ``answered_by`` answers a probe sent after ``t`` and 0.2 s more of traffic
+    is in; return the outage around ``t`` and who answered after the first such answer."""
+    ans = prober.wait_for_answer(answered_by, after=t, timeout=30)
+    prober.wait_until(ans.t + 0.2)
+    return prober.outage(t), prober.answers_after(ans.t)
+
+
+def _settle(prober: Prober) -> None:
+    prober.wait_until(time.monotonic() + SETTLE_S)
+
+
+def run_case(kind: str, version: int, advert_int: float, runs: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"crash": [], "graceful": [], "preempt": [], "errors": [], "split": 0}
+    template = Instance(version=version, advert_int=advert_int, vips=(VIP,))
+    vip = str(ipaddress.ip_interface(VIP).ip)
+    master, backup = entering("MASTER"), entering("BACKUP")
+    with tempfile.TemporaryDirectory(prefix="pykad-bench-failover-") as tmpdir, Lab(2) as lab:
+        try:
+            start_responders(lab)
+            pair = Pair(lab, kind, template, Path(tmpdir))
+            with Prober(lab.client, vip, timeout=PROBE_TIMEOUT_S) as prober:
+                prober.wait_for_answer("r1", timeout=10)
+
+                def record(event: str, t: float, by: str) -> None:
+                    gap, who = _event_outage(prober, t, by)
+                    out[event].append(round(gap, 6))
+                    out["split"] += who != {by}
+
+                def preempt() -> None:
+                    _settle(prober)
+                    mark, t = pair.d2.mark(), time.monotonic()
+                    pair.d1 = pair.start(pair.r1, pair.c1)
+                    pair.d1.wait_for_log(master, timeout=30)
+                    pair.d2.wait_for_log(backup, timeout=30, since=mark)
+                    record("preempt", t, "r1")
+
+                for i in range(runs):
+                    _settle(prober)
+                    mark, t = pair.d2.mark(), time.monotonic()
+                    lab.cut(pair.r1)
+                    pair.d1.kill()
+                    pair.d2.wait_for_log(master, timeout=30, since=mark)
+                    record("crash", t, "r2")
+                    if i == 0:
+                        out["trace"] = [
+                            [round(s.t - t, 4), s.responder]
+                            for s in prober.samples()
+                            if t - TRACE_MARGIN_S <= s.t <= t + out["crash"][0] + TRACE_MARGIN_S
+                        ]
+                    pair.d1.close()
+                    # the crashed host comes back as after a reboot: no stale VIP
+                    pair.r1.run(["ip", "addr", "del", VIP, "dev", pair.r1.ifname], check=False)
+                    lab.restore(pair.r1)
+                    preempt()
+
+                    _settle(prober)
+                    mark, t = pair.d2.mark(), time.monotonic()
+                    pair.d1.stop()
+                    pair.d2.wait_for_log(master, timeout=30, since=mark)
+                    record("graceful", t, "r2")
+                    pair.d1.close()
+                    preempt()
+                    print(f"  {kind} run {i + 1}/{runs}: " + summary(out), flush=True)
+        except (AssertionError, LabError, LogTimeout, OSError) as exc:
+            out["errors"].append(f"{type(exc).__name__}: {exc}"[:2000])
+            print(f"  {kind}: failed: {exc}", file=sys.stderr, flush=True)
+    return out
+
+
+def summary(out: dict[str, Any]) -> str:
+    parts = []
+    for event in ("crash", "preempt", "graceful"):
+        m = median(out[event])
+        parts.append(f"{event} {m * 1000:.1f} ms" if m is not None else f"{event} -")
+    return ", ".join(parts)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
+    ap.add_argument("--daemons", nargs="+", choices=list(DAEMONS), default=list(DAEMONS))
+    args = ap.parse_args()
+    sweep_orphans()
+    rec = Recorder("failover")
+    rec.data.update(runs=args.runs, vip=VIP, probe_interval_s=0.005, cases={})
+    for case in args.cases:
+        version, advert_int = CASES[case]
+        entry: dict[str, Any] = {
+            "version": version,
+            "advert_int": advert_int,
+            "bound": bounds(version, advert_int),
+        }
+        for kind in args.daemons:
+            print(f"failover {case} {kind}", flush=True)
+            entry[kind] = run_case(kind, version, advert_int, args.runs)
+        rec.data["cases"][case] = entry
+        rec.save()  # after each case: an interrupted run keeps what it measured
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
