@@ -24,9 +24,12 @@ configuration changed (a MASTER stays MASTER, no flap, no duplicate notify); any
 is a removal (``Shutdown(deleted=True)``) and/or a new instance. If the sync groups change,
 their members restart (pykad does not merge sync-group state across a reload).
 
-Not done here (later issues): vrrp_script execution (weight-0 track_script entries are
-reported and assumed OK), inotify on track files (read once at start and reload), VMAC
-interfaces, SMTP alerts, the checker (LVS) side.
+Tracking (spec §4.2-4.4): :class:`~pykad.runtime.tracking.Trackers` runs the vrrp_scripts,
+watches the track files and counts the tracked processes; its events go to every instance's
+inbox (the machine ignores what it does not track). It starts before the instances, so their
+machines begin with every state already known (scripts: once their first run reported).
+
+Not done here (later issues): VMAC interfaces, SMTP alerts, the checker (LVS) side.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ from pykad.runtime.process import (
 )
 from pykad.runtime.stats import render_stats
 from pykad.runtime.systemd import sd_notify
+from pykad.runtime.tracking import TrackerEvent, Trackers
 
 log = logging.getLogger(__name__)
 
@@ -114,21 +118,6 @@ def _socket_args(cfg: VrrpInstance) -> tuple[object, ...]:
     return (cfg.unicast_peers, cfg.unicast_ttl, cfg.source_ip, cfg.mcast_group)
 
 
-def read_track_file(path: str) -> int:
-    """spec §4.3: up to 127 bytes, strtol base 0; missing/empty/garbage reads as 0."""
-    try:
-        with open(path, "rb") as f:
-            text = f.read(127).decode(errors="replace").strip().split()
-    except OSError:
-        return 0
-    if not text:
-        return 0
-    try:
-        return int(text[0], 0)
-    except ValueError:
-        return 0
-
-
 class Daemon:
     """Runs a loaded configuration until a stop signal; ``await run()`` gives the exit code."""
 
@@ -152,6 +141,7 @@ class Daemon:
         )
         self.notifier = Notifier(config, script_timeout_s=script_timeout_s)
         self.monitor = LinkMonitor(self._on_link, self._on_address, netns=netns)
+        self.trackers = Trackers(config, self._on_tracker)
         self._announcer = announcer
         self._owned_announcer: PacketAnnouncer | None = None
         self.slots: dict[str, _Slot] = {}
@@ -161,7 +151,6 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self._background: set[asyncio.Task[object]] = set()
         self._gone_links: set[str] = set()
-        self._warned: set[str] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -211,6 +200,7 @@ class Daemon:
                 cfg.vrrp_instances, default_interface=cfg.global_defs.default_interface
             )
             await self._install_static(cfg)
+            await self.trackers.start()
             self._build_groups(cfg)
             for inst in cfg.vrrp_instances:
                 await self._start_instance(inst)
@@ -285,6 +275,7 @@ class Daemon:
     async def _close(self) -> None:
         for task in list(self._background):
             task.cancel()
+        await self.trackers.close()
         self.pool.close()
         await self.monitor.close()
         await self.notifier.close()
@@ -311,27 +302,14 @@ class Daemon:
         }
 
     def _initial_trackers(self, cfg: VrrpInstance) -> dict[tuple[str, str], bool]:
-        states: dict[tuple[str, str], bool] = {}
+        """Interfaces from the link monitor (a missing one is down); scripts that reported
+        and process quorums from the trackers (a script with no result yet stays unknown)."""
+        states = self.trackers.states()
         for rel in relations_for(cfg):
             if rel.kind == "interface":
                 info = self.monitor.state(rel.name)
                 states[rel.key] = info is not None and info.up
-            elif rel.kind == "script":
-                # vrrp_script execution is a later issue; do not hold the instance forever
-                if rel.name not in self._warned:
-                    self._warned.add(rel.name)
-                    log.warning(
-                        "(%s) track_script %s: vrrp_script is not run by this pykad version"
-                        " - assuming it succeeds",
-                        cfg.name,
-                        rel.name,
-                    )
-                states[rel.key] = True
         return states
-
-    def _initial_files(self, cfg: VrrpInstance) -> dict[str, int]:
-        paths = {f.name: f.path for f in self.config.track_files}
-        return {t.name: read_track_file(paths[t.name]) for t in cfg.track_files if t.name in paths}
 
     async def _start_instance(self, cfg: VrrpInstance) -> None:
         if cfg.use_vmac:
@@ -344,7 +322,7 @@ class Daemon:
             cfg,
             own_ip=source,
             initial_trackers=self._initial_trackers(cfg),
-            initial_files=self._initial_files(cfg),
+            initial_files=self.trackers.file_values(),
             source_present=source is not None,
             sync=sync,
         )
@@ -408,6 +386,14 @@ class Daemon:
             slot = self.slots.get(member)
             if member != origin and slot is not None:
                 slot.driver.inbox.put_nowait(GroupForce(state))
+
+    # ------------------------------------------------------------------ tracking events
+
+    def _on_tracker(self, event: TrackerEvent) -> None:
+        """A script, file or process changed: every instance hears it; the machine knows
+        whether (and with what weight) it tracks the object (spec §4.3)."""
+        for slot in self.slots.values():
+            slot.driver.inbox.put_nowait(event)
 
     # ------------------------------------------------------------------ link / address events
 
@@ -587,6 +573,9 @@ class Daemon:
             if new.global_defs.fifo_write_vrrp_states_on_reload:
                 m = slot.driver.machine
                 self.notifier.write_fifo("INSTANCE", name, str(m.state), m.effective_priority)
+        # after the Reconfigure events: the trackers re-report every state (spec §4.2: a
+        # script of the same name keeps its result) and the machines track the new objects
+        await self.trackers.update(new)
         # 4. new (and restarted) instances start
         for inst in new.vrrp_instances:
             if inst.name not in self.slots:

@@ -19,7 +19,7 @@ from pykad.config.model import (
     VrrpInstance,
 )
 from pykad.fsm.machine import VrrpMachine
-from pykad.runtime.daemon import identity, read_track_file
+from pykad.runtime.daemon import identity
 from pykad.runtime.driver import InstanceDriver, Ports
 from pykad.runtime.dumps import DumpContext, dump_path, render_data, render_json, write_atomically
 
@@ -163,14 +163,3 @@ def test_identity_decides_what_a_reload_keeps() -> None:
     )
     moved = Config(global_defs=GlobalDefs(vrrp_mcast_group4=ipaddress.IPv4Address("224.0.0.19")))
     assert identity(base, config) != identity(base, moved)
-
-
-@pytest.mark.parametrize(
-    ("content", "value"),
-    [("5\n", 5), ("0x10", 16), ("-3 trailing", -3), ("", 0), ("junk", 0), (None, 0)],
-)
-def test_read_track_file(tmp_path: Path, content: str | None, value: int) -> None:
-    path = tmp_path / "track"
-    if content is not None:
-        path.write_text(content)
-    assert read_track_file(str(path)) == value
