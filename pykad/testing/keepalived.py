@@ -103,6 +103,8 @@ class DaemonConfig:
     router_id: str
     instances: tuple[Instance, ...] = (Instance(),)
     global_extra: tuple[str, ...] = ()
+    # raw top-level blocks (vrrp_script, track_file, vrrp_track_process ...), as written
+    blocks: tuple[str, ...] = ()
 
     def render(self) -> str:
         head = [
@@ -112,6 +114,7 @@ class DaemonConfig:
             *(f"    {x}" for x in self.global_extra),
             "}",
             "",
+            *self.blocks,
         ]
         return "\n".join(head) + "\n".join(i.render() for i in self.instances)
 
