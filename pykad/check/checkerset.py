@@ -38,7 +38,13 @@ from pykad.check.core import (
     file_check_delta,
     misc_dynamic_delta,
 )
+from pykad.check.dns import dns_probe
+from pykad.check.http import HttpProbe
+from pykad.check.misc import MiscProbe
+from pykad.check.ping import PingProbe
 from pykad.check.probes import Probe, ProbeResult, hostport, tcp_probe
+from pykad.check.smtp import smtp_probe
+from pykad.check.udp import udp_probe
 from pykad.config.model import TrackFile
 from pykad.config.model_lvs import (
     BfdCheck,
@@ -98,6 +104,18 @@ def probe_for(
     match checker:
         case TcpCheck():
             return lambda: tcp_probe(checker)
+        case HttpCheck():
+            return HttpProbe(checker, ssl_config)
+        case SmtpCheck():
+            return lambda: smtp_probe(checker)
+        case DnsCheck():
+            return lambda: dns_probe(checker)
+        case UdpCheck():
+            return lambda: udp_probe(checker)
+        case PingCheck():
+            return PingProbe(checker)
+        case MiscCheck():
+            return MiscProbe(checker, default_script_user)
         case _:
             return None
 
@@ -134,7 +152,8 @@ def log_line(
         case SmtpCheck():
             if ok:
                 return f"Remote SMTP server {target} succeed on service."
-            return f"SMTP_CHECK {detail or 'failed'} - server {target}{after}."
+            # check_smtp.c smtp_final logs the reason ("Bad greeting banner from server ...")
+            return f"SMTP_CHECK {detail or f'on service {target} failed'}{after}."
         case DnsCheck():
             return f"DNS_CHECK ({target}) {'succeed' if ok else detail or 'failed'}{after}."
         case UdpCheck():
