@@ -1,4 +1,5 @@
-"""Command line: ``pykad -f FILE`` runs the daemon; ``pykad --check-config`` checks a config.
+"""Command line: ``pykad -f FILE`` runs the daemon; ``pykad --check-config`` checks a config;
+``pykad status|reload|stop`` talk to the running daemon over its control socket.
 
 This is the only module that turns exceptions into exit codes and stderr text. The option
 names follow keepalived 2.2.7 (spec §7.4) so that existing unit files and habits keep working.
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
+from typing import Any
 
 import click
 
@@ -15,6 +19,7 @@ from pykad import __version__
 from pykad.errors import ExitCode
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
+EXIT_NOT_RUNNING = 3  # LSB "program is not running", as `systemctl status` uses it
 
 
 def _check_config(
@@ -77,6 +82,21 @@ def _check_config(
 @click.option("-X", "--release-vips", is_flag=True, help="Accepted for compatibility.")
 @click.option("-V", "--dont-release-vrrp", is_flag=True, help="Leave VIPs in place on exit.")
 @click.option("-v", "--version", "show_version", is_flag=True, help="Print the version.")
+@click.option(
+    "--control-socket",
+    default=None,
+    metavar="PATH",
+    help="The control socket (default $PYKAD_CONTROL_SOCKET or /run/pykad/control.sock;"
+    " empty: none).",
+)
+@click.option(
+    "--metrics",
+    default=None,
+    envvar="PYKAD_METRICS",
+    metavar="[ADDR:]PORT",
+    callback=lambda _ctx, _param, value: _listen(value),
+    help="Serve Prometheus metrics over HTTP at /metrics (address default 127.0.0.1).",
+)
 @click.pass_context
 def cli(ctx: click.Context, /, **opts: object) -> None:
     """pykad: keepalived-compatible VRRP daemon."""
@@ -100,6 +120,117 @@ def cli(ctx: click.Context, /, **opts: object) -> None:
     from pykad.runtime.daemon import run_from_cli
 
     ctx.exit(int(run_from_cli(opts)))
+
+
+def _listen(value: str | None) -> tuple[str, int] | None:
+    from pykad.runtime.metrics import parse_listen
+
+    if value is None or value == "":
+        return None
+    try:
+        return parse_listen(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Talking to the running daemon (pykad.runtime.control)
+
+_socket_option = click.option(
+    "--control-socket",
+    "socket_path",
+    default=None,
+    metavar="PATH",
+    help="The daemon's control socket (default: as for the daemon).",
+)
+_timeout_option = click.option(
+    "--timeout", default=30.0, show_default=True, metavar="SECONDS", help="How long to wait."
+)
+
+
+def _call(ctx: click.Context, socket_path: str | None, cmd: str, timeout: float) -> dict[str, Any]:
+    """One command; exits 3 when no daemon runs, 1 on any other control socket error."""
+    from pykad.runtime.control import ControlClient, ControlError, DaemonNotRunning, control_path
+
+    if socket_path is None:
+        socket_path = (ctx.obj or {}).get("control_socket")
+    path = control_path(socket_path)
+    if path is None:
+        click.echo("pykad: the control socket is switched off (empty --control-socket)", err=True)
+        ctx.exit(2)
+    try:
+        with ControlClient(path, timeout_s=timeout) as client:
+            result = client.call(cmd)
+            if cmd == "stop" and not client.wait_closed(timeout):
+                click.echo(f"pykad: still stopping after {timeout:g} s", err=True)
+                ctx.exit(1)
+    except DaemonNotRunning as exc:
+        click.echo(f"pykad: {exc}", err=True)
+        ctx.exit(EXIT_NOT_RUNNING)
+    except ControlError as exc:
+        click.echo(f"pykad: {exc}", err=True)
+        ctx.exit(1)
+    return result
+
+
+@cli.command()
+@_socket_option
+@_timeout_option
+@click.option("--json", "as_json", is_flag=True, help="Print pykad/schema/status.schema.json.")
+@click.pass_context
+def status(ctx: click.Context, /, socket_path: str | None, timeout: float, as_json: bool) -> None:
+    """Show the VRRP instances of the running daemon."""
+    doc = _call(ctx, socket_path, "status", timeout)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        from pykad.runtime.status import render_status
+
+        click.echo(render_status(doc), nl=False)
+
+
+@cli.command()
+@_socket_option
+@_timeout_option
+@click.pass_context
+def reload(ctx: click.Context, /, socket_path: str | None, timeout: float) -> None:
+    """Reload the configuration (as SIGHUP); exit 1 if it was refused."""
+    outcome = _call(ctx, socket_path, "reload", timeout)
+    if outcome.get("diagnostics"):
+        click.echo(outcome["diagnostics"], err=True, nl=False)
+    if outcome.get("applied"):
+        click.echo(f"reload applied: {outcome.get('message')}")
+    else:
+        click.echo(f"reload refused: {outcome.get('message')}", err=True)
+        ctx.exit(1)
+
+
+@cli.command()
+@_socket_option
+@_timeout_option
+@click.pass_context
+def stop(ctx: click.Context, /, socket_path: str | None, timeout: float) -> None:
+    """Stop the daemon (as SIGTERM) and wait until it has released its addresses."""
+    result = _call(ctx, socket_path, "stop", timeout)
+    pid = int(result.get("pid", 0))
+    # The connection closes once the addresses are released; the process exits (and frees
+    # its pid files) right after: wait for that too, so `pykad stop && pykad` works.
+    deadline = time.monotonic() + timeout
+    while pid > 0 and not _process_gone(pid):
+        if time.monotonic() >= deadline:
+            click.echo(f"pykad: pid {pid} still running after {timeout:g} s", err=True)
+            ctx.exit(1)
+        threading.Event().wait(0.05)
+    click.echo(f"pykad (pid {pid}) stopped")
+
+
+def _process_gone(pid: int) -> bool:
+    """No such process, or a zombie (exited, waiting for its parent)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def main() -> None:

@@ -42,6 +42,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -64,9 +65,11 @@ from pykad.fsm.events import (
 from pykad.fsm.machine import VrrpMachine
 from pykad.fsm.syncgroup import SyncGroup
 from pykad.fsm.tracking import relations_for
+from pykad.runtime.control import control_path as resolve_control_path
 from pykad.runtime.driver import InstanceDriver, Ports
 from pykad.runtime.dumps import DumpContext, dump_path, render_data, render_json, write_atomically
 from pykad.runtime.notify import Notifier
+from pykad.runtime.operator import Operator
 from pykad.runtime.process import (
     DEFAULT_PID_FILE,
     DEFAULT_VRRP_PID_FILE,
@@ -76,6 +79,7 @@ from pykad.runtime.process import (
     setup_logging,
 )
 from pykad.runtime.stats import render_stats
+from pykad.runtime.status import ReloadOutcome
 from pykad.runtime.systemd import sd_notify
 from pykad.runtime.tracking import TrackerEvent, Trackers
 
@@ -130,6 +134,9 @@ class Daemon:
         release_vips: bool = True,
         script_timeout_s: float = 30.0,
         announcer: AnnouncePort | None = None,
+        control_path: str | None = None,
+        metrics_listen: tuple[str, int] | None = None,
+        config_file: str | None = None,
     ) -> None:
         self.config = config
         self.loader = loader
@@ -143,6 +150,12 @@ class Daemon:
         self.monitor = LinkMonitor(self._on_link, self._on_address, netns=netns)
         self.trackers = Trackers(config, self._on_tracker)
         self._announcer = announcer
+        # the operator interface (pykad.runtime.operator): control socket, metrics
+        self.control_path = control_path
+        self.metrics_listen = metrics_listen
+        self.config_file = config_file
+        self.operator: Operator | None = None
+        self.last_reload: ReloadOutcome | None = None
         self._owned_announcer: PacketAnnouncer | None = None
         self.slots: dict[str, _Slot] = {}
         self.groups: dict[str, SyncGroup] = {}
@@ -163,6 +176,7 @@ class Daemon:
                 self._tg = tg
                 code = await self._start()
                 if code is ExitCode.OK:
+                    await self._open_operator()
                     sd_notify("READY=1", f"MAINPID={os.getpid()}", "STATUS=running")
                     log.info("Startup complete")
                     await self._stop.wait()
@@ -180,11 +194,25 @@ class Daemon:
         finally:
             self._remove_signals(loop)
             await self._close()
+            if self.operator is not None:  # last: `pykad stop` waits for this
+                await self.operator.close()
         log.info("Stopped pykad v%s", __version__)
         return code
 
     def request_stop(self) -> None:
         self._stop.set()
+
+    async def _open_operator(self) -> None:
+        """Control socket and metrics listener, once startup is complete (before READY=1,
+        so that `systemctl start` returning means `pykad status` answers)."""
+        if self.control_path is not None or self.metrics_listen is not None:
+            self.operator = Operator(
+                self,
+                control_path=self.control_path,
+                metrics_listen=self.metrics_listen,
+                config_file=self.config_file,
+            )
+            await self.operator.open()
 
     async def _start(self) -> ExitCode:
         cfg = self.config
@@ -506,6 +534,8 @@ class Daemon:
         """SIGHUP (spec §7.2): apply a new configuration, or keep the old one if it is broken."""
         async with self._reload_lock:
             if self.loader is None or self._stop.is_set():
+                why = "stopping" if self._stop.is_set() else "no configuration file to reload"
+                self.last_reload = ReloadOutcome(False, time.time(), why)
                 return False
             sd_notify("RELOADING=1", "STATUS=reloading")
             log.info("Reloading")
@@ -525,6 +555,8 @@ class Daemon:
         new = result.config
         if errors or new is None:
             log.error("Reload failed - keeping the running configuration")
+            why = "the configuration has errors - the running one is kept"
+            self.last_reload = ReloadOutcome(False, time.time(), why, text)
             return False
         old = self.config
         old_by_name = {i.name: i for i in old.vrrp_instances}
@@ -589,6 +621,12 @@ class Daemon:
             len(removed),
             len(new_by_name) - len(keep),
         )
+        self.last_reload = ReloadOutcome(
+            True,
+            time.time(),
+            f"{len(keep)} kept, {len(removed)} removed, {len(new_by_name) - len(keep)} started",
+            text,
+        )
         return True
 
     def _rebind(self, slot: _Slot, cfg: VrrpInstance) -> None:
@@ -650,7 +688,14 @@ def run_from_cli(opts: Mapping[str, object]) -> ExitCode:
             return ExitCode.FATAL
         try:
             return asyncio.run(
-                _serve(result.config, loader, release_vips=not opts.get("dont_release_vrrp"))
+                _serve(
+                    result.config,
+                    loader,
+                    release_vips=not opts.get("dont_release_vrrp"),
+                    control_path=resolve_control_path(_opt_str(opts.get("control_socket"))),
+                    metrics_listen=_opt_listen(opts.get("metrics")),
+                    config_file=os.path.abspath(conf),
+                )
             )
         finally:
             release_pid_files(written)
@@ -658,5 +703,31 @@ def run_from_cli(opts: Mapping[str, object]) -> ExitCode:
         logging.getLogger().removeHandler(handler)
 
 
-async def _serve(config: Config, loader: Callable[[], Loaded], *, release_vips: bool) -> ExitCode:
-    return await Daemon(config, loader=loader, release_vips=release_vips).run()
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _opt_listen(value: object) -> tuple[str, int] | None:
+    """``--metrics`` as the command line parsed it: (host, port) or None."""
+    if isinstance(value, tuple) and len(value) == 2:
+        return str(value[0]), int(value[1])
+    return None
+
+
+async def _serve(
+    config: Config,
+    loader: Callable[[], Loaded],
+    *,
+    release_vips: bool,
+    control_path: str | None = None,
+    metrics_listen: tuple[str, int] | None = None,
+    config_file: str | None = None,
+) -> ExitCode:
+    return await Daemon(
+        config,
+        loader=loader,
+        release_vips=release_vips,
+        control_path=control_path,
+        metrics_listen=metrics_listen,
+        config_file=config_file,
+    ).run()

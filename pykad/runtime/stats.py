@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 
+from pykad.proto.errors import KEEPALIVED_COUNTER, Discard
+
 # Counters that keepalived 2.2.7 keeps, in its JSON order (spec §7.2 keepalived.json "stats").
 KEEPALIVED_COUNTERS = (
     "advert_rcvd",
@@ -68,6 +70,19 @@ class InstanceStats:
         out = {name: int(getattr(self, name)) for name in KEEPALIVED_COUNTERS}
         out.update(sorted(self.other.items()))
         return out
+
+
+def discards_by_reason(stats: InstanceStats) -> dict[str, int]:
+    """Discarded packets per :class:`Discard` reason, every reason listed (0 included).
+
+    The reasons partition the discards: keepalived's ``addr_list_err`` also counts what pykad
+    calls ``dst_mismatch`` (the driver increments both), so it is taken out here."""
+    counts = stats.as_dict()
+    out = {reason.value: counts.get(reason.value, 0) for reason in Discard}
+    for reason, counter in KEEPALIVED_COUNTER.items():
+        if counter is not None and counter != reason.value:
+            out[counter] -= out[reason.value]
+    return out
 
 
 def render_stats(instances: Iterable[tuple[str, InstanceStats]]) -> str:

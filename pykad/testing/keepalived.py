@@ -345,10 +345,20 @@ class KeepalivedFixture(DaemonFixture):
 
 @dataclass(eq=False)
 class PykadFixture(DaemonFixture):
-    """pykad from this environment, with keepalived's flags (spec §7.4)."""
+    """pykad from this environment, with keepalived's flags (spec §7.4).
+
+    Each daemon gets its own control socket, ``control_path`` or ``control.sock`` in its work
+    directory (the socket is a file name, shared by all network namespaces, so the default
+    path would be shared too); ``extra_args`` are appended (``("--metrics", "9650")``)."""
 
     argv0: Sequence[str] = field(default_factory=pykad_argv0)
+    extra_args: Sequence[str] = ()
+    control_path: Path | None = None
     kind: str = field(default="pykad", init=False)
+
+    @property
+    def control_socket(self) -> Path:
+        return self.control_path or self.dir / "control.sock"
 
     def argv(self) -> list[str]:
         return [
@@ -362,6 +372,9 @@ class PykadFixture(DaemonFixture):
             str(self.pidfile("main")),
             "-r",
             str(self.pidfile("vrrp")),
+            "--control-socket",
+            str(self.control_socket),
+            *self.extra_args,
         ]
 
 
