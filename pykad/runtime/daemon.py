@@ -163,6 +163,7 @@ class Daemon:
         self._tg: asyncio.TaskGroup | None = None
         self._reload_lock = asyncio.Lock()
         self._background: set[asyncio.Task[object]] = set()
+        self._refreshing: set[tuple[str, int]] = set()  # (ifname, family) queued
         self._gone_links: set[str] = set()
 
     # ------------------------------------------------------------------ lifecycle
@@ -441,38 +442,56 @@ class Daemon:
                 slot.driver.inbox.put_nowait(TrackerChanged("interface", ev.ifname, ev.up))
 
     def _on_address(self, ev: AddressEvent) -> None:
-        for name, slot in self.slots.items():
+        # Our own VIPs are never the advert source (spec §3.1, ``_source_for`` excludes
+        # them): installing them needs no re-read. Any other address change on an interface
+        # queues one re-read for all its instances. (Per instance and per event, 255
+        # instances going MASTER cost 255 x 255 netlink dumps and flapped, bench/scale.py.)
+        own = ev.address.ip in self._our_addresses()
+        refresh = False
+        for slot in self.slots.values():
             cfg = slot.driver.cfg
             if cfg.family != ev.family:
                 continue
             if cfg.source_ip is not None:
                 if cfg.track_src_ip and ev.address.ip == cfg.source_ip:
                     slot.driver.inbox.put_nowait(SourceAddressChanged(present=ev.present))
-            elif cfg.interface == ev.ifname:
-                self._spawn(self._refresh_source(name))
+            elif cfg.interface == ev.ifname and not own:
+                refresh = True
+        key = (ev.ifname, ev.family)
+        if refresh and key not in self._refreshing:
+            self._refreshing.add(key)
+            self._spawn(self._refresh_sources(*key))
 
     def _spawn(self, coro: Coroutine[object, object, object]) -> None:
         task: asyncio.Task[object] = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _refresh_source(self, name: str) -> None:
-        """The interface's primary address may have changed: re-pick the advert source."""
-        slot = self.slots.get(name)
-        if slot is None:
-            return
+    async def _refresh_sources(self, ifname: str, family: int) -> None:
+        """The primary address of ``ifname`` may have changed: re-pick the advert source of
+        every instance on it without a configured one (one netlink read serves them all)."""
+        self._refreshing.discard((ifname, family))  # a change from now on queues another read
         try:
-            source = await self._source_for(slot.driver.cfg)
+            source = await self.netlink.primary_address(
+                ifname, family, exclude=self._our_addresses()
+            )
         except AdapterError as exc:
-            log.warning("(%s) cannot read the interface addresses: %s", name, exc)
+            log.warning("Cannot read the addresses of %s: %s", ifname, exc)
             return
-        if source == slot.source or self.slots.get(name) is not slot:
-            return
-        slot.source = source
-        slot.sender.set_source(source)
-        slot.driver.inbox.put_nowait(
-            SourceAddressChanged(present=source is not None, address=source)
-        )
+        for slot in self.slots.values():
+            cfg = slot.driver.cfg
+            if (
+                cfg.source_ip is not None
+                or cfg.interface != ifname
+                or cfg.family != family
+                or source == slot.source
+            ):
+                continue
+            slot.source = source
+            slot.sender.set_source(source)
+            slot.driver.inbox.put_nowait(
+                SourceAddressChanged(present=source is not None, address=source)
+            )
 
     # ------------------------------------------------------------------ signals
 
