@@ -77,8 +77,10 @@ class PingProbe:
                 )
             return ProbeResult(False, describe_error(exc))
         try:
+            # A datagram connect only sets the peer: it never blocks. (loop.sock_connect
+            # would run getaddrinfo, which rejects SOCK_DGRAM + IPPROTO_ICMP.)
+            sock.connect((str(c.connect_ip), 0))
             async with asyncio.timeout(c.connect_timeout_s):
-                await loop.sock_connect(sock, (str(c.connect_ip), 0))
                 await loop.sock_sendall(sock, build_echo(family, seq))
                 while not is_reply(family, await loop.sock_recv(sock, 1024), seq):
                     pass  # an old reply, or another probe's: keep waiting
