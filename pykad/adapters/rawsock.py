@@ -93,11 +93,17 @@ IP_MULTICAST_ALL: Final = 49
 IPV6_MULTICAST_ALL: Final = 29
 IPV6_FREEBIND: Final = 78
 SIOCGIFINDEX: Final = 0x8933
+SO_RCVBUFFORCE: Final = 33  # not in Python's socket module
 CLONE_NEWNET: Final = 0x40000000
 
 RECV_BUFSIZE: Final = 65535
 MAX_PACKETS_PER_WAKEUP: Final = 64  # bound the work of one wake-up even for unknown VRIDs
 SAME_VRID_PER_WAKEUP: Final = 2  # spec §5.7: stop after the 2nd advert for one VRID
+# The timers of a peer's instances fire together: N instances arrive as a burst of N adverts,
+# and a busy Python loop may read several bursts late. The default buffer (rmem_default,
+# about 280 small packets) dropped adverts of 255 instances at advert_int 0.1 until the
+# backups timed out (bench/scale.py). 2 MiB (the kernel doubles it) holds ~3000 adverts.
+RCVBUF_BYTES: Final = 2 << 20
 
 PacketCallback = Callable[[ReceivedPacket], None]
 
@@ -147,6 +153,15 @@ def open_socket(family: int, kind: int, proto: int, netns: str | None = None) ->
     if isinstance(outcome, BaseException):
         raise outcome
     return outcome
+
+
+def _grow_rcvbuf(sock: socket.socket) -> None:
+    """RCVBUF_BYTES: SO_RCVBUFFORCE goes past net.core.rmem_max (CAP_NET_ADMIN, which the
+    daemon has); without it, SO_RCVBUF, which the kernel caps at rmem_max."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF_BYTES)
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
 
 
 def sock_ifindex(sock: socket.socket, ifname: str) -> int:
@@ -267,6 +282,7 @@ class _Channel:
                 self.ifindex = sock_ifindex(sock, self.ifname)
                 # SO_BINDTODEVICE: only this interface's packets (spec §5.10)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.ifname.encode())
+            _grow_rcvbuf(sock)
             if self.family == socket.AF_INET:
                 self._setup_v4(sock)
             else:

@@ -165,6 +165,8 @@ class Daemon:
         self._background: set[asyncio.Task[object]] = set()
         self._refreshing: set[tuple[str, int]] = set()  # (ifname, family) queued
         self._gone_links: set[str] = set()
+        self._own_ips: frozenset[IPAddress] = frozenset()
+        self._own_ips_of: Config | None = None  # the config _own_ips was computed from
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -231,8 +233,11 @@ class Daemon:
             await self._install_static(cfg)
             await self.trackers.start()
             self._build_groups(cfg)
+            # One primary-address read per interface: no await between the instances, so
+            # none of them runs (and times out) while the later ones are still being set up.
+            known: dict[tuple[str, int], IPAddress | None] = {}
             for inst in cfg.vrrp_instances:
-                await self._start_instance(inst)
+                await self._start_instance(inst, known)
         except AdapterError as exc:
             log.error("Startup failed: %s", exc)
             if exc.errno in (errno.EPERM, errno.EACCES):
@@ -314,21 +319,35 @@ class Daemon:
 
     # ------------------------------------------------------------------ instances
 
-    async def _source_for(self, cfg: VrrpInstance) -> IPAddress | None:
+    async def _source_for(
+        self, cfg: VrrpInstance, known: dict[tuple[str, int], IPAddress | None] | None = None
+    ) -> IPAddress | None:
+        """The advert source (spec §3.1); ``known`` caches reads by (interface, family)."""
         if cfg.source_ip is not None:
             return cfg.source_ip
         if cfg.interface is None:
             return None
-        return await self.netlink.primary_address(
+        key = (cfg.interface, cfg.family)
+        if known is not None and key in known:
+            return known[key]
+        source = await self.netlink.primary_address(
             cfg.interface, cfg.family, exclude=self._our_addresses()
         )
+        if known is not None:
+            known[key] = source
+        return source
 
-    def _our_addresses(self) -> set[IPAddress]:
-        return {
-            v.ip
-            for inst in self.config.vrrp_instances
-            for v in (*inst.virtual_addresses, *inst.excluded_addresses)
-        }
+    def _our_addresses(self) -> frozenset[IPAddress]:
+        """Every VIP and eVIP of the configuration (computed once per configuration: every
+        address event asks)."""
+        if self._own_ips_of is not self.config:
+            self._own_ips = frozenset(
+                v.ip
+                for inst in self.config.vrrp_instances
+                for v in (*inst.virtual_addresses, *inst.excluded_addresses)
+            )
+            self._own_ips_of = self.config
+        return self._own_ips
 
     def _initial_trackers(self, cfg: VrrpInstance) -> dict[tuple[str, str], bool]:
         """Interfaces from the link monitor (a missing one is down); scripts that reported
@@ -340,12 +359,14 @@ class Daemon:
                 states[rel.key] = info is not None and info.up
         return states
 
-    async def _start_instance(self, cfg: VrrpInstance) -> None:
+    async def _start_instance(
+        self, cfg: VrrpInstance, known: dict[tuple[str, int], IPAddress | None] | None = None
+    ) -> None:
         if cfg.use_vmac:
             log.warning(
                 "(%s) use_vmac is not supported by pykad - using %s", cfg.name, cfg.interface
             )
-        source = await self._source_for(cfg)
+        source = await self._source_for(cfg, known)
         sync = self.groups.get(cfg.sync_group) if cfg.sync_group else None
         machine = VrrpMachine(
             cfg,
@@ -628,10 +649,11 @@ class Daemon:
         # script of the same name keeps its result) and the machines track the new objects
         await self.trackers.update(new)
         # 4. new (and restarted) instances start
+        known: dict[tuple[str, int], IPAddress | None] = {}
         for inst in new.vrrp_instances:
             if inst.name not in self.slots:
                 try:
-                    await self._start_instance(inst)
+                    await self._start_instance(inst, known)
                 except (AdapterError, ValueError) as exc:
                     log.error("(%s) cannot start: %s", inst.name, exc)
         log.info(

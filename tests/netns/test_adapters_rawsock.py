@@ -160,6 +160,37 @@ async def test_demultiplexed_by_vrid_and_flood_limited_per_wakeup(
 
 
 @pytest.mark.asyncio
+async def test_a_burst_of_255_instances_x_3_adverts_is_not_dropped(
+    lab2: Lab, pools: tuple[VrrpSocketPool, VrrpSocketPool]
+) -> None:
+    """keepalived's timers of N instances fire together, so N adverts arrive back to back;
+    the socket's receive buffer must hold several such bursts while the loop is busy."""
+    r1, r2 = lab2.routers
+    p1, p2 = pools
+    n, rounds = 255, 3
+    count = [0]
+    done = asyncio.Event()
+
+    def cb(_packet: ReceivedPacket) -> None:
+        count[0] += 1
+        if count[0] == n * rounds:
+            done.set()
+
+    senders = [
+        p1.register(name=f"V{i}", ifname="eth0", family=4, vrid=i, callback=Inbox(), source=r1.ip4)
+        for i in range(1, n + 1)
+    ]
+    for i in range(1, n + 1):
+        p2.register(name=f"V{i}", ifname="eth0", family=4, vrid=i, callback=cb, source=r2.ip4)
+    # every packet is queued on r2's socket before its reader first runs (same event loop)
+    for _ in range(rounds):
+        for i, tx in enumerate(senders, start=1):
+            tx.send(payload_v3(i, 100, r1.ip4, VIP4))
+    await asyncio.wait_for(done.wait(), WAIT_S)
+    assert count[0] == n * rounds
+
+
+@pytest.mark.asyncio
 async def test_unicast_per_peer_copies_ttl_and_duplicate_vrids(
     lab2: Lab, pools: tuple[VrrpSocketPool, VrrpSocketPool]
 ) -> None:
