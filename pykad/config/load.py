@@ -21,7 +21,14 @@ from pykad.config.model import Config
 from pykad.config.tree import ParseResult
 from pykad.errors import ExitCode
 
-__all__ = ["LoadResult", "exit_code_for", "host_interfaces", "load", "load_text"]
+__all__ = [
+    "LoadResult",
+    "exit_code_for",
+    "host_interfaces",
+    "load",
+    "load_text",
+    "startup_errors",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,3 +135,13 @@ def exit_code_for(diagnostics: Iterable[Diagnostic], *, strict: bool) -> ExitCod
     if strict and any(d.severity.value == "warning" for d in diags):
         return ExitCode.CONFIG_TEST
     return ExitCode.OK
+
+
+def startup_errors(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """The errors that keep the daemon from starting (or a reload from applying).
+
+    Script-security errors (``Status.SECURITY``, ``-t`` exit 6) are not among them:
+    keepalived reports "SECURITY VIOLATION" and runs, and the runtime itself refuses the
+    scripts keepalived would disable (:func:`pykad.config.security.refused_scripts`).
+    """
+    return [d for d in diagnostics if d.is_error and d.status is not Status.SECURITY]

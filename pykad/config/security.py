@@ -9,8 +9,14 @@ disabled; without it the script still runs and keepalived reports "SECURITY VIOL
 (``-t`` exit 6). keepalived logs the details to syslog only; pykad names the file, the path
 component and the exact permission bits.
 
-This module reads the file system and the user database, nothing else; it is called by the
-front end after :func:`pykad.config.lower.lower`, never by the lowering itself.
+keepalived's rule (notify.c ``check_script_secure``), copied exactly: walking the resolved path
+from ``/`` down to the file, a component is unsafe when it is not owned by root, or when it is
+writable by others, or by its group unless that group is root (gid 0); the sticky bit makes a
+*directory* safe. The first unsafe component is reported.
+
+This module reads the file system and the user database, nothing else. The front end calls
+:func:`check_scripts` after :func:`pykad.config.lower.lower` (diagnostics); the runtime calls
+:func:`refused_scripts` to know which scripts it must not run (keepalived disables them).
 """
 
 from __future__ import annotations
@@ -27,7 +33,14 @@ from pathlib import Path
 from pykad.config.diagnostics import Diagnostic, Status, error, warning
 from pykad.config.model import Config, Notify, NotifyFifo, Script
 
-__all__ = ["check_scripts", "configured_scripts"]
+__all__ = [
+    "ScriptVerdict",
+    "check_scripts",
+    "configured_scripts",
+    "refused_scripts",
+    "script_key",
+    "script_verdicts",
+]
 
 # keepalived's default script user when it exists (§2 script_user)
 DEFAULT_SCRIPT_USER = "keepalived_script"
@@ -144,24 +157,31 @@ def _unusable(path: Path, who: _RunAs) -> str | None:
 
 
 def _insecure_component(path: Path) -> str | None:
-    """Why a root-run script at ``path`` could be replaced by a non-root user, or None."""
-    parts = [path, *path.parents]
-    for p in parts:
+    """Why a root-run script at ``path`` could be replaced by a non-root user, or None.
+
+    keepalived's walk (notify.c ``check_script_secure``): from ``/`` down to the file, the
+    first component that is not owned by root, or is writable by others, or by a group other
+    than root; a sticky directory (``/tmp``) is safe because others cannot replace root's
+    entries in it.
+    """
+    for p in [*reversed(path.parents), path]:
         try:
             st = p.lstat()
         except OSError as exc:
             return f"{p} cannot be examined ({exc.strerror})"
+        kind = "directory" if stat.S_ISDIR(st.st_mode) else "file"
         mode = stat.S_IMODE(st.st_mode)
         if st.st_uid != 0:
-            owner = _user_name(st.st_uid)
-            return f"{p} is owned by {owner} (uid {st.st_uid}), not root"
-        if stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX:
-            continue  # sticky directory: others cannot replace root's entries (§6.3)
-        writable = [
-            w for w, bit in (("group", stat.S_IWGRP), ("others", stat.S_IWOTH)) if mode & bit
-        ]
+            return f"{kind} {p} is owned by {_user_name(st.st_uid)} (uid {st.st_uid}), not root"
+        if kind == "directory" and st.st_mode & stat.S_ISVTX:
+            continue
+        writable = []
+        if st.st_gid != 0 and mode & stat.S_IWGRP:
+            writable.append(f"group '{_group_name(st.st_gid)}'")
+        if mode & stat.S_IWOTH:
+            writable.append("others")
         if writable:
-            return f"{p} is writable by {' and '.join(writable)} (mode {mode:04o})"
+            return f"{kind} {p} is writable by {' and '.join(writable)} (mode {mode:04o})"
     return None
 
 
@@ -172,84 +192,170 @@ def _user_name(uid: int) -> str:
         return str(uid)
 
 
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+ScriptKey = tuple[str, str | None, str | None]
+
+
+def script_key(script: Script) -> ScriptKey:
+    """Scripts with the same command and user are checked (and refused) together."""
+    return (script.argv[0], script.user, script.group)
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptVerdict:
+    """What keepalived decides about one configured script at start-up (spec §6.3).
+
+    ``problem`` names the file (or directory) and the exact permission problem, for example
+    ``directory /etc/keepalived is writable by group 'staff' (mode 0775)``.
+    """
+
+    where: str  # "vrrp_instance VI_1 notify_master", "vrrp_script chk", ...
+    script: Script
+    path: Path | None = None  # the file that runs (after a PATH search); None: not found
+    runnable: bool = True  # False: keepalived disables the script
+    problem: str | None = None
+    insecure: bool = False  # runs as root and some path component is unsafe
+    searched: bool = False  # argv[0] was found by PATH search
+    no_default_user: bool = False  # enable_script_security without a usable default user
+
+    @property
+    def message(self) -> str:
+        """``/etc/keepalived/n.sh: directory /etc/keepalived is writable by ...``."""
+        return f"{self.path or self.script.argv[0]}: {self.problem}"
+
+
+def _verdict(where: str, script: Script, config: Config, env: Mapping[str, str]) -> ScriptVerdict:
+    g = config.global_defs
+    secure = g.enable_script_security
+    argv0 = script.argv[0]
+    if any("\0" in w for w in (argv0, script.user or "", script.group or "")):
+        # os.stat() and getpwnam() raise ValueError on a NUL (keepalived's C strings stop
+        # there); such a script cannot be run as configured
+        return ScriptVerdict(where, script, runnable=False, problem="contains a NUL character")
+    searched = "/" not in argv0
+    if searched:
+        found = _find(argv0, env)
+        if found is None:
+            return ScriptVerdict(where, script, runnable=False, problem="not found in PATH")
+        path = found
+    else:
+        path = Path(argv0)
+    who = _resolve_user(script, g.script_user, g.script_group, secure=secure)
+    if isinstance(who, str):
+        return ScriptVerdict(
+            where,
+            script,
+            path,
+            runnable=False,
+            problem=f"cannot run: {who}",
+            searched=searched,
+            no_default_user=who.startswith("unable to set default user"),
+        )
+    problem = _unusable(path, who)
+    if problem is not None:
+        return ScriptVerdict(where, script, path, False, problem, searched=searched)
+    st = path.stat()
+    runs_as_root = (
+        who.uid == 0
+        or who.gid == 0
+        or (st.st_mode & stat.S_ISUID and st.st_uid == 0)
+        or (st.st_mode & stat.S_ISGID and st.st_gid == 0)
+    )
+    problem = _insecure_component(Path(os.path.realpath(path))) if runs_as_root else None
+    if problem is None:
+        return ScriptVerdict(where, script, path, searched=searched)
+    # with enable_script_security keepalived disables the script, without it the script runs
+    return ScriptVerdict(where, script, path, not secure, problem, True, searched)
+
+
+def script_verdicts(config: Config, *, env: Mapping[str, str] | None = None) -> list[ScriptVerdict]:
+    """keepalived's start-up decision for every configured script (spec §6.3), one per
+    (command, user, group); ``</path`` file-existence tests (run via sh) are not checked."""
+    env = os.environ if env is None else env
+    out: list[ScriptVerdict] = []
+    seen: set[ScriptKey] = set()
+    for where, script in configured_scripts(config):
+        key = script_key(script)
+        if script.argv[0].startswith("</") or key in seen:
+            continue
+        seen.add(key)
+        out.append(_verdict(where, script, config, env))
+    return out
+
+
+def refused_scripts(
+    config: Config, *, env: Mapping[str, str] | None = None
+) -> dict[ScriptKey, ScriptVerdict]:
+    """The scripts the runtime must not run, by :func:`script_key` (keepalived disables
+    them at start-up: missing, not executable by their user, unknown user, or insecure under
+    ``enable_script_security``)."""
+    return {script_key(v.script): v for v in script_verdicts(config, env=env) if not v.runnable}
+
+
 def check_scripts(config: Config, *, env: Mapping[str, str] | None = None) -> list[Diagnostic]:
     """Check every configured script the way keepalived does at start-up (§6.3).
 
-    Errors (``Status.SECURITY``): a root-run script whose path non-root users could change;
-    with ``enable_script_security``, a missing default script user. Warnings: a script that
-    does not exist, cannot be executed by its user or names an unknown user or group (keepalived
-    disables it and runs on), a command found by PATH search, and existing scripts configured
-    without ``enable_script_security`` (keepalived's "SECURITY VIOLATION").
+    keepalived ``-t`` exits 6 (``Status.SECURITY``) whenever an existing script is configured
+    without ``enable_script_security`` ("SECURITY VIOLATION", with " There are insecure
+    scripts." when a root-run script could be replaced), and 5 when
+    ``enable_script_security`` has no default user to run scripts as. The rest are warnings:
+    a disabled script (missing, not executable by its user, unknown user or group, or insecure
+    under ``enable_script_security``), a command found by PATH search, and each insecure
+    script that runs anyway. The daemon starts in spite of ``Status.SECURITY`` errors, as
+    keepalived does (:func:`pykad.config.load.startup_errors`).
     """
-    env = os.environ if env is None else env
-    g = config.global_defs
-    secure = g.enable_script_security
+    secure = config.global_defs.enable_script_security
     out: list[Diagnostic] = []
-    seen: set[tuple[str, str | None, str | None]] = set()
-    any_script = False
-    for where, script in configured_scripts(config):
-        argv0 = script.argv[0]
-        if argv0.startswith("</"):
-            continue  # "</path": a shell file-existence test, run via sh (§6.3)
-        key = (argv0, script.user, script.group)
-        if key in seen:
+    any_script = any_insecure = False
+    for v in script_verdicts(config, env=env):
+        loc = v.script.loc
+        argv0 = v.script.argv[0]
+        if v.path is None:
+            shown = argv0.replace("\0", "\\0")
+            out.append(warning(loc, f"script '{shown}' ({v.where}) {v.problem} - disabled"))
             continue
-        seen.add(key)
-        loc = script.loc
-        if "/" in argv0:
-            path = Path(argv0)
-        else:
-            found = _find(argv0, env)
-            if found is None:
-                out.append(warning(loc, f"script '{argv0}' ({where}) not found in PATH - disabled"))
-                continue
+        if v.searched:
             out.append(
                 warning(
                     loc,
-                    f"script `{argv0}` resolved by path search to `{found}`."
+                    f"script `{argv0}` resolved by path search to `{v.path}`."
                     " Please specify full path.",
                 )
             )
-            path = found
-        who = _resolve_user(script, g.script_user, g.script_group, secure=secure)
-        if isinstance(who, str):
-            if who.startswith("unable to set default user"):
-                # the one user problem keepalived -t reports itself (§1.10)
-                out.append(error(loc, f"script {argv0} ({where}) cannot run: {who}"))
-            else:
-                out.append(warning(loc, f"script {argv0} ({where}) cannot run: {who} - disabled"))
+        if v.no_default_user:
+            # the one user problem keepalived -t reports itself (§1.10)
+            out.append(error(loc, f"script {argv0} ({v.where}) {v.problem}"))
             continue
-        problem = _unusable(path, who)
-        if problem is not None:
-            # keepalived disables such a script and runs on (logged to syslog only, §1.3/§6.3)
-            out.append(warning(loc, f"script {path} ({where}) {problem} - disabled"))
+        if not v.runnable and not v.insecure:
+            # keepalived disables such a script and runs on (logged to syslog only, §6.3)
+            out.append(warning(loc, f"script {v.path} ({v.where}) {v.problem} - disabled"))
             continue
         any_script = True
-        st = path.stat()
-        runs_as_root = (
-            who.uid == 0
-            or who.gid == 0
-            or (st.st_mode & stat.S_ISUID and st.st_uid == 0)
-            or (st.st_mode & stat.S_ISGID and st.st_gid == 0)
-        )
-        if runs_as_root:
-            problem = _insecure_component(Path(os.path.realpath(path)))
-            if problem is not None:
-                action = "script disabled" if secure else "it would run anyway"
-                out.append(
-                    error(
-                        loc,
-                        f"script {path} ({where}) runs as root but {problem} - {action}",
-                        status=Status.SECURITY,
-                        hint="make every directory on the path root-owned and not writable by"
-                        " group or others (chmod go-w), or run the script as another user",
-                    )
+        if v.insecure:
+            any_insecure = True
+            action = "script disabled" if secure else "it runs anyway"
+            out.append(
+                warning(
+                    loc,
+                    f"script {v.path} ({v.where}) runs as root but {v.problem} - {action}",
+                    hint="make every directory on the path root-owned and not writable by"
+                    " group or others (chmod go-w), or run the script as another user",
                 )
+            )
     if any_script and not secure:
+        suffix = " There are insecure scripts." if any_insecure else ""
         out.append(
-            warning(
+            error(
                 None,
-                "SECURITY VIOLATION - scripts are being executed but script_security not enabled.",
+                "SECURITY VIOLATION - scripts are being executed but script_security not"
+                f" enabled.{suffix}",
+                status=Status.SECURITY,
                 hint="add 'enable_script_security' to global_defs",
             )
         )

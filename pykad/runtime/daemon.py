@@ -53,6 +53,7 @@ from pykad.adapters.netlink import AddressEvent, LinkEvent, LinkMonitor, Netlink
 from pykad.adapters.ports import AnnouncePort, ReceivedPacket
 from pykad.adapters.rawsock import PacketCallback, VrrpSender, VrrpSocketPool
 from pykad.config.diagnostics import Diagnostic, render
+from pykad.config.load import startup_errors
 from pykad.config.model import Config, IPAddress, VrrpInstance
 from pykad.errors import AdapterError, ExitCode
 from pykad.fsm.events import (
@@ -589,7 +590,7 @@ class Daemon:
         assert self.loader is not None
         result = await asyncio.to_thread(self.loader)
         text = render(result.diagnostics, result.lines)
-        errors = [d for d in result.diagnostics if d.is_error]
+        errors = startup_errors(result.diagnostics)  # script security only warns
         for line in text.splitlines():
             (log.error if errors else log.warning)("%s", line)
         new = result.config
@@ -693,7 +694,7 @@ class Daemon:
 
 def run_from_cli(opts: Mapping[str, object]) -> ExitCode:
     """``pykad -f FILE`` (click's options dict from :mod:`pykad.cli`)."""
-    from pykad.config.load import exit_code_for, load
+    from pykad.config.load import load
 
     handler = setup_logging(detail=bool(opts.get("log_detail")))
     try:
@@ -710,7 +711,8 @@ def run_from_cli(opts: Mapping[str, object]) -> ExitCode:
 
         result = loader()
         sys.stderr.write(render(result.diagnostics, result.lines))
-        if result.config is None or exit_code_for(result.diagnostics, strict=False):
+        # keepalived runs in spite of a SECURITY VIOLATION; refused scripts are not run
+        if result.config is None or startup_errors(result.diagnostics):
             if not os.path.exists(conf):
                 log.error("Configuration file %s missing", conf)
                 return ExitCode.NO_CONFIG

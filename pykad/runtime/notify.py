@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from pykad.config.model import Config, NotifyFifo, Script
 from pykad.config.model import Notify as NotifyScripts
+from pykad.config.security import ScriptVerdict, refused_scripts, script_key
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class _Command:
 class _Job:
     commands: tuple[_Command, ...]
     fifo_line: bytes
+    lvs: bool = False  # an LVS line: notify_fifo + lvs_notify_fifo, not vrrp_notify_fifo
 
 
 def fifo_line(kind: str, name: str, event: str, priority: int) -> bytes:
@@ -108,6 +110,7 @@ class Notifier:
         self._created_fifos: set[str] = set()
         self._fifo_scripts: list[asyncio.subprocess.Process] = []
         self.failures = 0  # scripts that could not start or were killed at their timeout
+        self._refused = self._check_scripts(config)
 
     # ---------------------------------------------------------------- configuration / FIFOs
 
@@ -119,6 +122,19 @@ class Notifier:
             specs.pop()
         return specs
 
+    def _lvs_fifo_specs(self) -> list[NotifyFifo]:
+        """The FIFOs that get the LVS ``VS``/``RS`` lines: notify_fifo and lvs_notify_fifo
+        (spec §6.4; keepalived ipwrapper.c notify_fifo_vs/notify_fifo_rs)."""
+        g = self._config.global_defs
+        specs = [f for f in (g.notify_fifo, g.lvs_notify_fifo) if f is not None]
+        if len(specs) == 2 and specs[0].path == specs[1].path:
+            specs.pop()
+        return specs
+
+    def _all_fifo_specs(self) -> list[NotifyFifo]:
+        by_path = {s.path: s for s in (*self._fifo_specs(), *self._lvs_fifo_specs())}
+        return list(by_path.values())
+
     def _default_user(self) -> tuple[str | None, str | None]:
         g = self._config.global_defs
         if g.script_user is not None:
@@ -128,7 +144,26 @@ class Notifier:
             return "keepalived_script", None
         return None, None
 
+    @staticmethod
+    def _check_scripts(config: Config) -> dict[tuple[str, str | None, str | None], ScriptVerdict]:
+        """The notify scripts keepalived would disable at start-up (spec §6.3), logged once
+        per configuration in keepalived's words plus the file and the exact problem."""
+        refused = refused_scripts(config)
+        for v in refused.values():
+            if "notify" not in v.where:
+                continue  # vrrp_script / checker scripts: their runners report them
+            if v.insecure:
+                log.error(
+                    "Unsafe permissions found for script '%s' - disabling: %s", v.path, v.problem
+                )
+            else:
+                log.warning("Disabling %s script %s", v.where, v.message)
+        return refused
+
     def _command(self, script: Script, argv: tuple[str, ...], label: str) -> _Command | None:
+        if script_key(script) in self._refused:
+            log.debug("%s `%s` is disabled - not running it", label, argv[0])
+            return None
         user: str | None = script.user
         group = script.group
         if user is None:
@@ -145,7 +180,7 @@ class Notifier:
 
     async def open(self) -> None:
         """Create and open the configured FIFOs, and start their ``*_fifo_script``s."""
-        for spec in self._fifo_specs():
+        for spec in self._all_fifo_specs():
             fd = self._open_fifo(spec)
             if fd is None:
                 continue
@@ -182,9 +217,10 @@ class Notifier:
 
     async def update(self, config: Config) -> None:
         """A reload: new scripts apply to notifications queued from now on; FIFOs reopened."""
-        old_specs = self._fifo_specs()
+        old_specs = self._all_fifo_specs()
         self._config = config
-        if self._fifo_specs() != old_specs:
+        self._refused = self._check_scripts(config)
+        if self._all_fifo_specs() != old_specs:
             await self._close_fifos()
             await self.open()
 
@@ -208,12 +244,22 @@ class Notifier:
         job = _Job(
             tuple(c for c in commands if c is not None), fifo_line(kind, name, event, priority)
         )
-        key = (kind, name)
+        self._enqueue((kind, name), job)
+
+    def notify_lvs(self, key: str, script: Script | None, label: str, line: str) -> None:
+        """An LVS notification (spec §9.6): ``notify_up``/``notify_down`` or
+        ``quorum_up``/``quorum_down`` with no extra argument, then ``line`` (``RS ...`` /
+        ``VS ...``) to notify_fifo and lvs_notify_fifo. Same ``key``: run in order."""
+        cmd = None if script is None else self._command(script, script.argv, label)
+        job = _Job(() if cmd is None else (cmd,), f"{line}\n".encode(), lvs=True)
+        self._enqueue(("LVS", key), job)
+
+    def _enqueue(self, key: tuple[str, str], job: _Job) -> None:
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = asyncio.Queue()
             task = asyncio.get_running_loop().create_task(
-                self._worker(queue), name=f"notify {kind} {name}"
+                self._worker(queue), name=f"notify {key[0]} {key[1]}"
             )
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
@@ -246,7 +292,7 @@ class Notifier:
 
     async def _run_job(self, job: _Job) -> None:
         procs = [(cmd, await self._spawn(cmd)) for cmd in job.commands]
-        self._write_fifos(job.fifo_line)
+        self._write_fifos(job.fifo_line, lvs=job.lvs)
         for cmd, proc in procs:
             if proc is not None:
                 await self._wait(cmd, proc)
@@ -306,8 +352,11 @@ class Notifier:
             except TimeoutError:
                 continue
 
-    def _write_fifos(self, line: bytes) -> None:
+    def _write_fifos(self, line: bytes, *, lvs: bool = False) -> None:
+        paths = {s.path for s in (self._lvs_fifo_specs() if lvs else self._fifo_specs())}
         for path, fd in self._fifos.items():
+            if path not in paths:
+                continue
             try:
                 os.write(fd, line)
             except BlockingIOError:

@@ -27,6 +27,8 @@ BASES = [
     """\
 global_defs {
     router_id lb1
+    enable_script_security
+    script_user root
 }
 vrrp_script chk_nginx {
     script "/usr/bin/pgrep -x nginx"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 from pathlib import Path
@@ -11,8 +12,8 @@ import pytest
 from pykad.config.diagnostics import Diagnostic, Severity, Status
 from pykad.config.grammar import parse_text
 from pykad.config.lower import lower
-from pykad.config.model import Config
-from pykad.config.security import check_scripts, configured_scripts
+from pykad.config.model import Config, Notify, Script, VrrpInstance
+from pykad.config.security import check_scripts, configured_scripts, refused_scripts, script_key
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown files")
 VIP = "virtual_ipaddress {\n192.0.2.10\n}\n"
@@ -92,22 +93,41 @@ def test_non_executable_script_is_disabled(tmp_path: Path) -> None:
     )
 
 
-def test_group_writable_directory_makes_a_root_script_insecure(secure_tmp: Path) -> None:
+def test_directory_writable_by_a_non_root_group_disables_a_root_script(secure_tmp: Path) -> None:
+    p = script_file(secure_tmp)
+    staff = grp.getgrnam("staff")
+    os.chown(p.parent, 0, staff.gr_gid)
+    p.parent.chmod(0o775)
+    (d,) = check_scripts(config_for(f"notify_fault {p}"))
+    # enable_script_security: keepalived disables it and -t still exits 0 (a warning)
+    assert d.severity is Severity.WARNING
+    assert d.message == (
+        f"script {p} (vrrp_instance VI_1 notify_fault) runs as root but directory {p.parent}"
+        " is writable by group 'staff' (mode 0775) - script disabled"
+    )
+    (v,) = refused_scripts(config_for(f"notify_fault {p}")).values()
+    assert v.message == f"{p}: directory {p.parent} is writable by group 'staff' (mode 0775)"
+
+
+def test_group_write_for_the_root_group_is_safe(secure_tmp: Path) -> None:
+    # keepalived: "Group is not root and group write permission" - gid 0 may write
     p = script_file(secure_tmp)
     p.parent.chmod(0o775)
-    diags = check_scripts(config_for(f"notify_fault {p}"))
-    (d,) = diags
-    assert d.status is Status.SECURITY
-    assert d.message == (
-        f"script {p} (vrrp_instance VI_1 notify_fault) runs as root but {p.parent} is writable"
-        " by group (mode 0775) - script disabled"
-    )
+    assert check_scripts(config_for(f"notify_fault {p}")) == []
 
 
 def test_world_writable_script_is_insecure(secure_tmp: Path) -> None:
     p = script_file(secure_tmp, mode=0o757)
     (d,) = check_scripts(config_for(f"notify_fault {p}"))
-    assert f"{p} is writable by others (mode 0757)" in d.message
+    assert f"file {p} is writable by others (mode 0757)" in d.message
+    assert script_key(Script(argv=(str(p),))) in refused_scripts(config_for(f"notify_fault {p}"))
+
+
+def test_the_first_unsafe_component_from_the_root_is_reported(secure_tmp: Path) -> None:
+    p = script_file(secure_tmp, mode=0o757)
+    p.parent.chmod(0o777)
+    (d,) = check_scripts(config_for(f"notify_fault {p}"))
+    assert f"directory {p.parent} is writable by others (mode 0777)" in d.message
 
 
 def test_sticky_world_writable_directory_is_allowed(secure_tmp: Path) -> None:
@@ -122,22 +142,43 @@ def test_script_owned_by_another_user_is_insecure(secure_tmp: Path) -> None:
     p = script_file(secure_tmp)
     os.chown(p, nobody.pw_uid, nobody.pw_gid)
     (d,) = check_scripts(config_for(f"notify_fault {p}"))
-    assert f"{p} is owned by nobody (uid {nobody.pw_uid}), not root" in d.message
-    assert d.status is Status.SECURITY
+    assert f"file {p} is owned by nobody (uid {nobody.pw_uid}), not root" in d.message
 
 
-def test_insecure_script_without_script_security_still_errors_and_warns(
+def test_insecure_script_without_script_security_runs_with_a_violation(
     secure_tmp: Path,
 ) -> None:
     p = script_file(secure_tmp)
     p.parent.chmod(0o777)
-    diags = check_scripts(config_for(f"notify_fault {p}", glob="script_user root"))
-    assert [d.severity for d in diags] == [Severity.ERROR, Severity.WARNING]
-    assert diags[0].message.endswith("- it would run anyway")
+    config = config_for(f"notify_fault {p}", glob="script_user root")
+    diags = check_scripts(config)
+    assert [d.severity for d in diags] == [Severity.WARNING, Severity.ERROR]
+    assert diags[0].message.endswith("- it runs anyway")
     assert diags[1].message == (
         "SECURITY VIOLATION - scripts are being executed but script_security not enabled."
+        " There are insecure scripts."
     )
+    assert diags[1].status is Status.SECURITY  # keepalived -t exits 6
     assert diags[1].hint == "add 'enable_script_security' to global_defs"
+    assert refused_scripts(config) == {}  # it runs
+
+
+def test_any_script_without_script_security_is_a_violation(secure_tmp: Path) -> None:
+    # keepalived 2.2.7 -t exits 6 for a perfectly safe script too
+    p = script_file(secure_tmp)
+    (d,) = check_scripts(config_for(f"notify_fault {p}", glob="script_user root"))
+    assert d.message == (
+        "SECURITY VIOLATION - scripts are being executed but script_security not enabled."
+    )
+    assert d.status is Status.SECURITY
+
+
+def test_a_nul_in_a_script_or_its_user_disables_it_without_raising() -> None:
+    for script in (Script(argv=("/bin/t\0rue",)), Script(argv=("/bin/true",), user="a\0b")):
+        inst = VrrpInstance(name="VI", vrid=1, interface="eth0", notify=Notify(master=script))
+        (d,) = check_scripts(Config(vrrp_instances=(inst,)))
+        assert d.severity is Severity.WARNING
+        assert "contains a NUL character - disabled" in d.message
 
 
 def test_unknown_script_user_disables_the_script(tmp_path: Path) -> None:

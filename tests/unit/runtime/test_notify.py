@@ -209,24 +209,65 @@ async def test_drain_deadline_kills_stop_scripts(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
-async def test_missing_script_and_unknown_user_are_reported_not_raised(
+async def test_unusable_scripts_are_disabled_at_start_and_exec_failures_reported(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    gone = recorder(tmp_path, "gone")
     notify = Notify(
         master=Script(argv=(str(tmp_path / "absent"),)),
         backup=Script(argv=(recorder(tmp_path, "b"),), user="no-such-user-pykad"),
+        fault=Script(argv=(gone,)),
     )
     notifier = Notifier(config(notify))
+    os.unlink(gone)  # vanishes after start-up: exec fails at run time
     try:
-        notifier.notify("INSTANCE", "VI 1", "MASTER", 100)
-        notifier.notify("INSTANCE", "VI 1", "BACKUP", 100)
+        for event in ("MASTER", "BACKUP", "FAULT"):
+            notifier.notify("INSTANCE", "VI 1", event, 100)
         assert await notifier.drain(10)
     finally:
         await notifier.close()
-    assert notifier.failures == 2
-    assert "Failed to exec notify_master" in caplog.text
-    assert "unknown user/group no-such-user-pykad" in caplog.text
+    # keepalived disables missing scripts and unknown users at start-up (spec §6.3)
+    assert (
+        f"Disabling vrrp_instance VI 1 notify_master script {tmp_path}/absent: does not exist"
+        in (caplog.text)
+    )
+    assert "notify_backup script" in caplog.text
+    assert "cannot run: user 'no-such-user-pykad' does not exist" in caplog.text
+    assert notifier.failures == 1
+    assert f"Failed to exec notify_fault `{gone}`" in caplog.text
     assert calls(tmp_path) == []
+
+
+def _secure_config(notify: Notify, *, secure: bool) -> Config:
+    gdefs = GlobalDefs(enable_script_security=secure, script_user="root")
+    inst = VrrpInstance(name="VI_1", vrid=51, interface="eth0", notify=notify)
+    return Config(global_defs=gdefs, vrrp_instances=(inst,))
+
+
+@pytest.mark.asyncio
+@pytest.mark.skipif(os.geteuid() != 0, reason="root-run script security applies to root")
+async def test_world_writable_script_is_refused_under_script_security(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """spec §6.3: enable_script_security disables a root-run script others can rewrite, and
+    the log names the file and the exact permission problem; without it, it runs."""
+    script = recorder(tmp_path, "to_master")
+    os.chmod(script, 0o777)
+    notify = Notify(master=Script(argv=(script,)))
+    for secure in (True, False):
+        notifier = Notifier(_secure_config(notify, secure=secure))
+        try:
+            notifier.notify("INSTANCE", "VI_1", "MASTER", 100)
+            assert await notifier.drain(10)
+        finally:
+            await notifier.close()
+        if secure:
+            assert calls(tmp_path) == []
+            assert (
+                f"Unsafe permissions found for script '{script}' - disabling:"
+                f" file {script} is writable by others (mode 0777)"
+            ) in caplog.text
+    assert calls(tmp_path) == ["to_master"]
 
 
 @pytest.fixture
