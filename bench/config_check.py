@@ -5,15 +5,13 @@ each (TCP_CHECK). Both programs check the same file in the same run, several tim
 median wall-clock time is reported and written to a section of BENCHMARKS.md.
 
 Usage: .venv/bin/python bench/config_check.py [--repeat N] [--no-write]
+Results: bench/results/config_check.json; bench/report.py writes its BENCHMARKS.md section.
 Nothing here touches the network: both programs only parse and validate.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -22,9 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH_MD = ROOT / "BENCHMARKS.md"
-SECTION = "## Configuration check (bench/config_check.py)"
+import report
+from benchlib import Recorder
 
 
 def generate(interface: str) -> str:
@@ -97,37 +94,12 @@ def stages(conf: Path) -> str:
     return f"imports {out[0]} s, parse_file {out[1]} s, load (parse + lower + checks) {out[2]} s"
 
 
-def machine() -> str:
-    model = "unknown"
-    try:
-        m = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
-        if m:
-            model = m.group(1).strip()
-    except OSError:
-        pass
-    load1 = os.getloadavg()[0]
-    return (
-        f"nproc {os.cpu_count()}, {model}, Linux {platform.release()} "
-        f"(1-minute load average {load1:.2f} when measured: the cores are shared)"
-    )
-
-
-def write_section(body: str) -> None:
-    text = BENCH_MD.read_text() if BENCH_MD.exists() else "# Benchmarks\n"
-    start = text.find(SECTION)
-    if start >= 0:
-        nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + body + (text[nxt + 1 :] if nxt >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    BENCH_MD.write_text(text)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
     args = ap.parse_args()
+    rec = Recorder("config_check")
     pykad = str(Path(sys.executable).parent / "pykad")
     keepalived = shutil.which("keepalived") or "/usr/sbin/keepalived"
     iface = "eth0" if Path("/sys/class/net/eth0").exists() else "lo"
@@ -137,34 +109,20 @@ def main() -> int:
         nlines = conf.read_text().count("\n")
         rows = []
         p_t, p_rc, p_err = time_cmd([pykad, "--check-config", "-f", str(conf)], args.repeat)
-        rows.append(("pykad --check-config", p_t, p_rc))
+        rows.append({"program": "pykad --check-config", "median_s": p_t, "status": p_rc})
         if Path(keepalived).exists():
             k_t, k_rc, _ = time_cmd([keepalived, "-t", "-f", str(conf)], args.repeat)
-            rows.append(("keepalived -t (2.2.7)", k_t, k_rc))
+            rows.append({"program": "keepalived -t (2.2.7)", "median_s": k_t, "status": k_rc})
         split = stages(conf)
     if p_rc != 0:
         print(p_err[:2000], file=sys.stderr)
-    table = ["| program | median wall time (s) | exit status |", "|---|---|---|"]
-    table += [f"| {name} | {t:.3f} | {rc} |" for name, t, rc in rows]
-    body = "\n".join(
-        [
-            SECTION,
-            "",
-            f"Command: `.venv/bin/python bench/config_check.py --repeat {args.repeat}`",
-            f"Machine: {machine()}",
-            f"Input: generated config, {nlines} lines: 255 vrrp_instances x 20 VIPs, "
-            "100 virtual_servers x 10 real_servers (TCP_CHECK); interface "
-            f"{iface}; median of {args.repeat} runs each, same file, same run.",
-            "",
-            *table,
-            "",
-            f"pykad stages (one in-process run): {split}.",
-            "",
-        ]
-    )
-    print(body)
+    for row in rows:
+        print(f"{row['program']}: median {row['median_s']:.3f} s, exit status {row['status']}")
+    print(f"pykad stages: {split}")
+    rec.data.update(repeat=args.repeat, lines=nlines, interface=iface, rows=rows, stages=split)
+    rec.save()
     if not args.no_write:
-        write_section(body)
+        report.render(figure_case="v3-0.1")
     return 0
 
 

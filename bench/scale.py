@@ -16,8 +16,9 @@ window measures, for each daemon, every process of it (keepalived forks a VRRP c
 
 Usage: .venv/bin/python bench/scale.py [--window S] [--cases 1x1 50x1 255x1 1x0.05 255x0.05]
        [--daemons pykad keepalived] [--profile S]
-``--profile S`` also samples the pykad master and backup with py-spy for S seconds after the
-window (not during it: a sampler costs the sampled process) and keeps the top functions.
+``--profile S`` also samples the pykad master and backup of the 255-instance cases with py-spy
+for S seconds after the window (not during it: a sampler costs the sampled process) and keeps
+the top functions.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ CASES: Final[dict[str, tuple[int, float]]] = {
 }
 SETTLE_S: Final = 2.0  # after the last instance settled, before the window opens
 VRRP_PROTO: Final = 112
+PROFILE_MIN_INSTANCES: Final = 255  # --profile samples the 255-instance cases only
 
 
 def vip(i: int) -> str:
@@ -171,23 +173,33 @@ def jitter(packets: list[tuple[float, str, int]], source: str, advert_int: float
 # -- profiles ------------------------------------------------------------------------------
 
 
-def profile(pid: int, seconds: float, out: Path) -> dict[str, Any]:
-    """py-spy samples of one process: the 15 functions with the most samples on top (self)
-    and anywhere on the stack (inclusive), as shares of the samples."""
+def profile(pids: dict[str, int], seconds: float, tmp: Path) -> dict[str, Any]:
+    """py-spy samples of each process (all at once): the functions with the most samples
+    on top of the stack (self) and anywhere on it (inclusive), as shares of the samples."""
     pyspy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if pyspy is None:
-        return {"error": "py-spy is not installed (pip install -e '.[bench]')"}
-    proc = subprocess.run(
-        [
-            *(pyspy, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200"),
-            *("--nonblocking", "-f", "raw", "-o", str(out)),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+        return {
+            role: {"error": "py-spy is not installed (pip install -e '.[bench]')"} for role in pids
+        }
+    procs = {
+        role: subprocess.Popen(
+            [
+                *(pyspy, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200"),
+                *("--nonblocking", "-f", "raw", "-o", str(tmp / f"{role}.txt")),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for role, pid in pids.items()
+    }
+    return {role: _summarise(proc, tmp / f"{role}.txt") for role, proc in procs.items()}
+
+
+def _summarise(proc: subprocess.Popen[str], out: Path) -> dict[str, Any]:
+    _, err = proc.communicate()
     if proc.returncode != 0 or not out.exists():
-        return {"error": proc.stderr.strip()[-500:]}
+        return {"error": err.strip()[-500:]}
     self_n: collections.Counter[str] = collections.Counter()
     incl_n: collections.Counter[str] = collections.Counter()
     total = 0
@@ -206,7 +218,7 @@ def profile(pid: int, seconds: float, out: Path) -> dict[str, Any]:
         return {"error": "no samples"}
 
     def top(c: collections.Counter[str]) -> list[list[Any]]:
-        return [[f, round(k / total, 4)] for f, k in c.most_common(15)]
+        return [[f, round(k / total, 4)] for f, k in c.most_common(60)]
 
     return {"samples": total, "self": top(self_n), "inclusive": top(incl_n)}
 
@@ -238,11 +250,22 @@ def run_case(
     ):
         tmp = Path(tmpdir)
         r1, r2 = lab.routers
+        d2: DaemonFixture | None = None
         try:
             d1 = _start(fixture, r1, c1, tmp)
             wait_all(d1, "MASTER", n, startup_timeout)
             d2 = _start(fixture, r2, c2, tmp)
             wait_all(d2, "BACKUP", n, startup_timeout)
+        except LogTimeout as exc:
+            # A daemon that cannot settle is a result too: measure it anyway (flaps tell)
+            out["errors"].append(f"not settled: {str(exc).splitlines()[0]}")
+            print(f"  {kind}: not settled: {str(exc).splitlines()[0]}", file=sys.stderr)
+        except (AssertionError, LabError, OSError) as exc:
+            out["errors"].append(f"{type(exc).__name__}: {exc}"[:2000])
+            return out
+        try:
+            if d2 is None:
+                raise LabError("the master never settled: no backup was started")
             threading.Event().wait(SETTLE_S)
             marks = (d1.mark(), d2.mark())
             pcap = tmp / "window.pcap"
@@ -263,18 +286,17 @@ def run_case(
                 }
             out["flaps"] = d1.count("Entering", marks[0]) + d2.count("Entering", marks[1])
             out["jitter"] = jitter(read_pcap(pcap), str(r1.ip4), advert_int)
-            if profile_s > 0 and kind == "pykad":
-                out["profile"] = {
-                    "master": profile(d1.pid, profile_s, tmp / "master.txt"),
-                    "backup": profile(d2.pid, profile_s, tmp / "backup.txt"),
-                }
+            if profile_s > 0 and kind == "pykad" and n >= PROFILE_MIN_INSTANCES:
+                out["profile"] = profile({"master": d1.pid, "backup": d2.pid}, profile_s, tmp)
         except (AssertionError, LabError, LogTimeout, OSError) as exc:
             out["errors"].append(f"{type(exc).__name__}: {exc}"[:2000])
             print(f"  {kind}: failed: {exc}", file=sys.stderr, flush=True)
     return out
 
 
-def _start(fixture: type[DaemonFixture], node: Node, config: DaemonConfig, tmp: Path) -> Any:
+def _start(
+    fixture: type[DaemonFixture], node: Node, config: DaemonConfig, tmp: Path
+) -> DaemonFixture:
     return fixture(node, config, workdir=tmp / node.name).start()
 
 
