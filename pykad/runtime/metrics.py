@@ -83,6 +83,8 @@ def parse_listen(text: str) -> tuple[str, int]:
         host = DEFAULT_METRICS_HOST
     elif host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"{text!r}: write an IPv6 address in brackets, [ADDR]:PORT")
     elif not host:
         raise ValueError(f"{text!r}: give an address before ':' or only a port")
     try:
