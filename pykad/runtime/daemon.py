@@ -88,6 +88,7 @@ log = logging.getLogger(__name__)
 
 STOP_NOTIFY_DEADLINE_S = 1.0  # spec §6.3: STOP notify scripts get 1 s at shutdown
 DRIVER_STOP_TIMEOUT_S = 5.0  # keepalived's child_wait_time
+GROUP_SETTLE_TIMEOUT_S = 5.0  # a group notify_master waits at most this for its members
 
 
 class Loaded(Protocol):
@@ -148,6 +149,7 @@ class Daemon:
             netns=netns, log_unknown_vrids=config.global_defs.log_unknown_vrids
         )
         self.notifier = Notifier(config, script_timeout_s=script_timeout_s)
+        self.notifier.group_settled = self._group_settled
         self.monitor = LinkMonitor(self._on_link, self._on_address, netns=netns)
         self.trackers = Trackers(config, self._on_tracker)
         self._announcer = announcer
@@ -427,6 +429,33 @@ class Daemon:
             await asyncio.wait([slot.task], timeout=DRIVER_STOP_TIMEOUT_S)
         slot.sender.close()
         del self.slots[name]
+
+    async def _group_settled(self, group: str, state: str) -> None:
+        """Wait until every running member of ``group`` has executed its move to ``state``.
+
+        keepalived sends a sync group's notifies after it has forced every member into the
+        new state (vrrp_sync.c), and its address changes are synchronous; here the members
+        follow through their own inboxes, so the group's notify_master waits for all of them
+        to have their addresses installed (issue 5: notify_master only after the addresses).
+        Bounded: a member that cannot follow delays the group notification, never blocks it.
+        """
+        sync = self.groups.get(group)
+        if sync is None:
+            return
+        drivers = [self.slots[m].driver for m in sync.members if m in self.slots]
+
+        async def member(driver: InstanceDriver) -> None:
+            async with driver.settled:
+                await driver.settled.wait_for(
+                    lambda: driver.settled_state == state or sync.state != state
+                )
+
+        try:
+            async with asyncio.timeout(GROUP_SETTLE_TIMEOUT_S):
+                await asyncio.gather(*(member(d) for d in drivers))
+        except TimeoutError:
+            late = [d.name for d in drivers if d.settled_state != state]
+            log.warning("Sync group %s: %s not %s yet - notifying anyway", group, late, state)
 
     def _route_group(self, group: str, state: str, origin: str) -> None:
         """GroupSync from one member -> GroupForce for the others (spec §4.1)."""

@@ -160,6 +160,10 @@ class InstanceDriver:
         self.last_transition: Transition | None = None  # the last change (status: from, reason)
         self.transitions = 0  # state changes since start; never cleared (a Prometheus counter)
         self.finished = False
+        # the state whose effects (addresses installed, adverts sent) have all been executed;
+        # machine.state changes first. Waiters: a sync group's notify_master (daemon).
+        self.settled_state = machine.state
+        self.settled = asyncio.Condition()
         # -V/--dont-release-vrrp: leave the addresses in place when the daemon stops
         self.release_vips_on_stop = True
         cfg = machine.cfg
@@ -230,6 +234,10 @@ class InstanceDriver:
         if isinstance(event, Shutdown) and not event.deleted and not self.release_vips_on_stop:
             effects = [e for e in effects if not isinstance(e, RemoveVips)]
         await self.execute(effects)
+        if self.settled_state != self.machine.state:
+            self.settled_state = self.machine.state
+            async with self.settled:
+                self.settled.notify_all()
         if isinstance(event, Shutdown):
             self.finished = True
 

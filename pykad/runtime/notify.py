@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import grp
 import logging
 import os
@@ -31,11 +32,13 @@ import pwd
 import shutil
 import signal
 import stat
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pykad.config.model import Config, NotifyFifo, Script
 from pykad.config.model import Notify as NotifyScripts
 from pykad.config.security import ScriptVerdict, refused_scripts, script_key
+from pykad.runtime.mail import Mailer
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,9 @@ class _Job:
     commands: tuple[_Command, ...]
     fifo_line: bytes
     lvs: bool = False  # an LVS line: notify_fifo + lvs_notify_fifo, not vrrp_notify_fifo
+    # awaited before anything runs: a group's MASTER notification waits for its members
+    gate: Callable[[], Awaitable[None]] | None = None
+    mail: tuple[str, str, str] | None = None  # (kind, name, event) for the SMTP alert
 
 
 def fifo_line(kind: str, name: str, event: str, priority: int) -> bytes:
@@ -111,6 +117,10 @@ class Notifier:
         self._fifo_scripts: list[asyncio.subprocess.Process] = []
         self.failures = 0  # scripts that could not start or were killed at their timeout
         self._refused = self._check_scripts(config)
+        self.mailer = Mailer(config)  # spec §6.1 step 5: after the scripts and the FIFO line
+        # set by the daemon: waits until every member of a sync group has entered a state,
+        # so that the group's notify_master runs after all the members' addresses are up
+        self.group_settled: Callable[[str, str], Awaitable[None]] | None = None
 
     # ---------------------------------------------------------------- configuration / FIFOs
 
@@ -180,6 +190,7 @@ class Notifier:
 
     async def open(self) -> None:
         """Create and open the configured FIFOs, and start their ``*_fifo_script``s."""
+        await self.mailer.open()
         for spec in self._all_fifo_specs():
             fd = self._open_fifo(spec)
             if fd is None:
@@ -220,6 +231,7 @@ class Notifier:
         old_specs = self._all_fifo_specs()
         self._config = config
         self._refused = self._check_scripts(config)
+        self.mailer.update(config)
         if self._all_fifo_specs() != old_specs:
             await self._close_fifos()
             await self.open()
@@ -241,8 +253,14 @@ class Notifier:
             if scripts.generic is not None:
                 argv = notify_argv(scripts.generic, kind, name, event, priority)
                 commands.append(self._command(scripts.generic, argv, "notify"))
+        gate = None
+        if kind == "GROUP" and event == "MASTER" and self.group_settled is not None:
+            gate = functools.partial(self.group_settled, name, event)
         job = _Job(
-            tuple(c for c in commands if c is not None), fifo_line(kind, name, event, priority)
+            tuple(c for c in commands if c is not None),
+            fifo_line(kind, name, event, priority),
+            gate=gate,
+            mail=(kind, name, event),
         )
         self._enqueue((kind, name), job)
 
@@ -291,8 +309,12 @@ class Notifier:
                 queue.task_done()
 
     async def _run_job(self, job: _Job) -> None:
+        if job.gate is not None:
+            await job.gate()
         procs = [(cmd, await self._spawn(cmd)) for cmd in job.commands]
         self._write_fifos(job.fifo_line, lvs=job.lvs)
+        if job.mail is not None:
+            self.mailer.alert(*job.mail)
         for cmd, proc in procs:
             if proc is not None:
                 await self._wait(cmd, proc)
@@ -373,16 +395,18 @@ class Notifier:
         At shutdown keepalived gives the STOP scripts 1 s, then SIGKILLs their process groups
         (spec §6.3). Returns True when everything finished in time.
         """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         joins = [q.join() for q in self._queues.values()]
         try:
             await asyncio.wait_for(asyncio.gather(*joins), timeout_s)
-            return True
         except TimeoutError:
             for proc in list(self._running):
                 log.warning("Killing notify script pid %d at shutdown", proc.pid)
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
             return False
+        return await self.mailer.drain(max(0.0, deadline - loop.time()))
 
     async def close(self) -> None:
         """Stop the workers, kill what still runs, close and unlink our FIFOs."""
@@ -396,6 +420,7 @@ class Notifier:
         if self._workers:
             await asyncio.gather(*self._workers, return_exceptions=True)
         self._queues.clear()
+        await self.mailer.close()
         await self._close_fifos()
 
     async def _close_fifos(self) -> None:
