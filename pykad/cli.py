@@ -81,6 +81,9 @@ def _check_config(
 @click.option("-c", "--checkers_pid", "checkers_pid_file", default=None, metavar="FILE")
 @click.option("-X", "--release-vips", is_flag=True, help="Accepted for compatibility.")
 @click.option("-V", "--dont-release-vrrp", is_flag=True, help="Leave VIPs in place on exit.")
+@click.option(
+    "-I", "--dont-release-ipvs", is_flag=True, help="Leave the IPVS services in place on exit."
+)
 @click.option("-v", "--version", "show_version", is_flag=True, help="Print the version.")
 @click.option(
     "--control-socket",

@@ -1609,13 +1609,6 @@ def lower_lvs(
                                 hint=dg.did_you_mean(c.track_file, track_files),
                             )
                         )
-    # Spec issue 2: parsed and validated now, acted on by a later stage - say so, once.
-    if vs_blocks:
-        ctx.warn(
-            vs_blocks[0],
-            "virtual_server is parsed and validated, but pykad does not run the load balancer"
-            " or health checkers yet",
-        )
     return LvsConfig(
         virtual_server_groups=tuple(groups.values()), virtual_servers=tuple(servers), ssl=ssl
     )

@@ -69,6 +69,7 @@ from pykad.fsm.tracking import relations_for
 from pykad.runtime.control import control_path as resolve_control_path
 from pykad.runtime.driver import InstanceDriver, Ports
 from pykad.runtime.dumps import DumpContext, dump_path, render_data, render_json, write_atomically
+from pykad.runtime.lvs import LvsManager, select_subsystems, track_file_values
 from pykad.runtime.notify import Notifier
 from pykad.runtime.operator import Operator
 from pykad.runtime.process import (
@@ -139,6 +140,7 @@ class Daemon:
         control_path: str | None = None,
         metrics_listen: tuple[str, int] | None = None,
         config_file: str | None = None,
+        release_ipvs: bool = True,
     ) -> None:
         self.config = config
         self.loader = loader
@@ -152,6 +154,13 @@ class Daemon:
         self.notifier.group_settled = self._group_settled
         self.monitor = LinkMonitor(self._on_link, self._on_address, netns=netns)
         self.trackers = Trackers(config, self._on_tracker)
+        # the checker half (spec §9): IPVS from the health checks; -I keeps IPVS at exit
+        self.lvs = LvsManager(
+            config,
+            self.notifier,
+            release_on_stop=release_ipvs,
+            file_values=track_file_values(config),
+        )
         self._announcer = announcer
         # the operator interface (pykad.runtime.operator): control socket, metrics
         self.control_path = control_path
@@ -241,6 +250,7 @@ class Daemon:
             known: dict[tuple[str, int], IPAddress | None] = {}
             for inst in cfg.vrrp_instances:
                 await self._start_instance(inst, known)
+            await self.lvs.start()  # without IPVS it logs why and VRRP runs on
         except AdapterError as exc:
             log.error("Startup failed: %s", exc)
             if exc.errno in (errno.EPERM, errno.EACCES):
@@ -292,6 +302,7 @@ class Daemon:
             _done, pending = await asyncio.wait(tasks, timeout=DRIVER_STOP_TIMEOUT_S)
             for task in pending:
                 task.cancel()
+        await self.lvs.stop()
         await self.notifier.drain(STOP_NOTIFY_DEADLINE_S)
         with contextlib.suppress(AdapterError):
             await self._remove_static(self.config)
@@ -315,6 +326,7 @@ class Daemon:
         await self.trackers.close()
         self.pool.close()
         await self.monitor.close()
+        await self.lvs.close()
         await self.notifier.close()
         if self._owned_announcer is not None:
             self._owned_announcer.close()
@@ -655,6 +667,7 @@ class Daemon:
         # 2. the new configuration becomes current
         self.config = new
         await self.notifier.update(new)
+        await self.lvs.reload(new, track_file_values(new))
         if old.static != new.static:
             with contextlib.suppress(AdapterError):
                 await self._remove_static(old)
@@ -734,8 +747,12 @@ def run_from_cli(opts: Mapping[str, object]) -> ExitCode:
         all_config = bool(opts.get("all_config"))
 
         def loader() -> Loaded:
-            return load(
+            result = load(
                 conf, config_id=None if config_id is None else str(config_id), all_config=all_config
+            )
+            # -P / -C: only the VRRP or only the checker half, as keepalived's children
+            return select_subsystems(
+                result, vrrp=not opts.get("check_only"), check=not opts.get("vrrp_only")
             )
 
         result = loader()
@@ -767,6 +784,7 @@ def run_from_cli(opts: Mapping[str, object]) -> ExitCode:
                     control_path=resolve_control_path(_opt_str(opts.get("control_socket"))),
                     metrics_listen=_opt_listen(opts.get("metrics")),
                     config_file=os.path.abspath(conf),
+                    release_ipvs=not opts.get("dont_release_ipvs"),
                 )
             )
         finally:
@@ -794,6 +812,7 @@ async def _serve(
     control_path: str | None = None,
     metrics_listen: tuple[str, int] | None = None,
     config_file: str | None = None,
+    release_ipvs: bool = True,
 ) -> ExitCode:
     return await Daemon(
         config,
@@ -802,4 +821,5 @@ async def _serve(
         control_path=control_path,
         metrics_listen=metrics_listen,
         config_file=config_file,
+        release_ipvs=release_ipvs,
     ).run()

@@ -131,10 +131,9 @@ def test_source_scenario_lvs_dr_pair() -> None:
         )
 
 
-def test_scenario_only_warns_that_the_load_balancer_does_not_run_yet() -> None:
+def test_scenario_lowers_without_any_diagnostic() -> None:
     _, diags = lower(SCENARIO)
-    assert [(d.severity, d.loc and d.loc.line) for d in diags] == [(Severity.WARNING, 2)]
-    assert "does not run the load balancer" in diags[0].message
+    assert diags == []
 
 
 # --------------------------------------------------------------------------------------------
