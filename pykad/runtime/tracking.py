@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from pykad.config.model import Config, GlobalDefs, TrackFile, TrackProcess, VrrpScript
+from pykad.config.security import refused_scripts, script_key
 from pykad.fsm.events import TrackerChanged, TrackFileChanged
 from pykad.fsm.tracking import Key
 
@@ -307,8 +308,10 @@ class ScriptRunner:
         *,
         carried: bool | None = None,
         kill_grace_s: float = KILL_GRACE_S,
+        refusal: str | None = None,
     ) -> None:
         self.script = script
+        self.refusal = refusal  # why the script is disabled (spec §6.3 script security)
         self.name = script.name
         self.on_event = on_event
         self.kill_grace_s = kill_grace_s
@@ -333,6 +336,14 @@ class ScriptRunner:
         return self.counter.up
 
     def start(self) -> None:
+        if self.refusal is not None:
+            # A disabled script never runs. pykad reports it failed once (keepalived drops
+            # it from tracking instead): an unverified check never counts as healthy.
+            log.error("%s", self.refusal)
+            if self.counter.up is not False:
+                self.counter = RiseFall(self.script.rise, self.script.fall, carried=False)
+                self.on_event(TrackerChanged("script", self.name, False))
+            return
         self._task = asyncio.get_running_loop().create_task(
             self._tick(), name=f"vrrp_script {self.name}"
         )
@@ -717,14 +728,25 @@ class Trackers:
     async def _apply(self, config: Config, carried: Mapping[str, bool], *, reload: bool) -> None:
         scripts, files, procs = _used(config)
         g = config.global_defs
+        refused = refused_scripts(config) if scripts else {}
         for vs in config.vrrp_scripts:
             if vs.name in scripts:
+                verdict = refused.get(script_key(vs.script))
+                refusal = None
+                if verdict is not None and verdict.insecure:
+                    refusal = (
+                        f"Unsafe permissions found for script '{verdict.path}' - disabling:"
+                        f" {verdict.problem}"
+                    )
+                elif verdict is not None:
+                    refusal = f"Disabling {verdict.where} script {verdict.message}"
                 self.scripts[vs.name] = ScriptRunner(
                     vs,
                     g,
                     self.on_event,
                     carried=carried.get(vs.name),
                     kill_grace_s=self.kill_grace_s,
+                    refusal=refusal,
                 )
         self.files = FileWatcher((f for f in config.track_files if f.name in files), self.on_event)
         self.files.start(reload=reload)

@@ -27,7 +27,7 @@ from pykad.testing.keepalived import (
 )
 from pykad.testing.netns import Lab
 
-pytestmark = [pytest.mark.netns, pytest.mark.interop]
+pytestmark = pytest.mark.interop
 
 VIP = "192.0.2.254"
 WAIT_S = 30.0

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -327,5 +328,31 @@ async def test_trackers_run_used_scripts_and_carry_results_over_a_reload(
         # a script no instance tracks is not run at all
         await trackers.update(config_with(vscript(ok), used=False))
         assert trackers.scripts == {}
+    finally:
+        await trackers.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.skipif(os.geteuid() != 0, reason="scripts run as root only when we are root")
+async def test_insecure_script_is_refused_and_reported_failed(
+    world_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """enable_script_security: a root-run script in a world-writable directory is never run;
+    the log names the file and the problem (spec §6.3)."""
+    ran = world_dir / "ran"
+    path = script_file(world_dir, "chk.sh", f"touch {ran}\nexit 0\n")
+    config = config_with(vscript(path))
+    config = replace(
+        config, global_defs=GlobalDefs(enable_script_security=True, script_user="root")
+    )
+    events = Events()
+    trackers = Trackers(config, events)
+    await trackers.start()
+    try:
+        assert await events.next() == TrackerChanged("script", "chk", False)
+        assert trackers.states() == {("script", "chk"): False}
+        assert f"Unsafe permissions found for script '{path}' - disabling:" in caplog.text
+        assert str(world_dir) in caplog.text.split("disabling:", 1)[1]
+        assert not ran.exists()
     finally:
         await trackers.close()
