@@ -112,7 +112,9 @@ class ControlServer:
     ``handler`` returns the result object or raises :class:`CommandError`; any other
     exception is a pykad bug: it is logged and answered with an error, never fatal."""
 
-    def __init__(self, path: str, handler: Handler, *, allowed_uids: frozenset[int] = frozenset()):
+    def __init__(
+        self, path: str, handler: Handler, *, allowed_uids: frozenset[int] = frozenset()
+    ) -> None:
         self.path = path
         self.handler = handler
         self.allowed_uids = allowed_uids or frozenset({0, os.geteuid()})

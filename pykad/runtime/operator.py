@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from pykad import __version__
 from pykad.runtime.control import CommandError, ControlError, ControlServer
 from pykad.runtime.metrics import MetricsServer, process_info, render_metrics
-from pykad.runtime.status import DaemonInfo, ReloadOutcome, status_document
+from pykad.runtime.status import DaemonInfo, status_document
 
 if TYPE_CHECKING:
     from pykad.runtime.daemon import Daemon
@@ -128,6 +128,3 @@ class Operator:
                 raise CommandError("the reload left no outcome")
             return outcome.as_dict()
         raise CommandError(f"unknown command {cmd!r}")
-
-
-__all__ = ["Operator", "ReloadOutcome"]
