@@ -417,10 +417,15 @@ class Balancer:
             if key not in new:
                 log.info("Removing Virtual Server %s", vs.name)
                 notes += self._drop_servers(vs, vs.servers)
+                if vs.quorum_up:
+                    vs.quorum_up = False
+                    notes.append(self._vs_notify(vs))
                 continue
             gone = {k: rs for k, rs in vs.servers.items() if k not in new[key].servers}
             for rsk in gone:
                 log.info("service %s no longer exist", format_rs(vs.cfg, *rsk))
+            # quorum is judged on the new server list below (keepalived judges the old list
+            # and may report a VS DOWN that the new configuration does not have)
             notes += self._drop_servers(vs, gone)
             for rsk, rs in new[key].servers.items():
                 prev = vs.servers.get(rsk)
@@ -434,17 +439,13 @@ class Balancer:
     # ------------------------------------------------------------------ keepalived's rules
 
     def _drop_servers(self, vs: _Vs, servers: Mapping[RsKey, _Rs]) -> list[LvsEffect]:
-        """clear_service_rs (not stopping): alive ones notify DOWN, then maybe quorum."""
+        """clear_service_rs (not stopping): the alive ones notify DOWN."""
         notes: list[LvsEffect] = []
         for rsk, rs in servers.items():
             log.info("Removing service %s from VS %s", format_rs(vs.cfg, *rsk), vs.name)
             if rs.alive:
                 rs.alive = False
                 notes.append(self._rs_notify(vs, rs))
-        remaining = vs.live_weight()
-        if vs.quorum_up and (not remaining or remaining < vs.cfg.quorum - vs.cfg.hysteresis):
-            vs.quorum_up = False
-            notes.append(self._vs_notify(vs))
         return notes
 
     def _update_quorum(self, vs: _Vs, *, init: bool) -> list[LvsEffect]:

@@ -1,0 +1,133 @@
+"""Test kit for LVS scenarios in network namespaces (the vm layer, tests/vm).
+
+Real servers and the client are busybox programs (``httpd``, ``wget``): native programs start
+at once even under QEMU's CPU emulation, where every Python process costs tens of seconds.
+Directors are :class:`~pykad.testing.keepalived.PykadFixture` daemons on the first routers of a
+:class:`~pykad.testing.netns.Lab`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pykad.adapters.ipvs import IpvsDest, IpvsService, IpvsTable
+from pykad.testing.keepalived import LogTimeout, PykadFixture
+from pykad.testing.netns import IFNAME, Lab, LabError, Node
+
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+
+
+class Web:
+    """busybox httpd on a real server, answering every GET with the server's name."""
+
+    def __init__(self, node: Node, name: str, port: int = 80) -> None:
+        self.node, self.name, self.port = node, name, port
+        self.root = Path(tempfile.mkdtemp(prefix=f"pykad-web-{node.ns}-"))
+        (self.root / "index.html").write_text(name + "\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = self.node.spawn(
+            [BUSYBOX, "httpd", "-f", "-p", str(self.port), "-h", str(self.root)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.node.lab.stop(self.proc)
+            self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def fetch(client: Node, url: str, timeout_s: int = 3) -> str | None:
+    """One HTTP GET from the client (a new connection each time): the body, or None."""
+    try:
+        out = client.run([BUSYBOX, "wget", "-q", "-O", "-", "-T", str(timeout_s), url])
+    except LabError:
+        return None
+    return out.strip()
+
+
+def wait_until(what: str, probe: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not probe():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+        threading.Event().wait(0.5)
+
+
+def ipvsadm(node: Node) -> list[str]:
+    """``ipvsadm -Ln`` in the node's namespace, as lines without the two header lines."""
+    return node.run(["ipvsadm", "-Ln"]).splitlines()[3:]
+
+
+def ipvsadm_table(node: Node) -> dict[str, list[tuple[str, str, int]]]:
+    """``ipvsadm -Ln`` parsed: ``"TCP 192.0.2.10:80 rr"`` -> [(rs, forward, weight)]."""
+    table: dict[str, list[tuple[str, str, int]]] = {}
+    current = ""
+    for line in ipvsadm(node):
+        if m := re.match(r"^(TCP|UDP|SCTP|FWM)\s+(\S+)\s+(\S+)(.*)$", line):
+            current = " ".join(part for part in m.groups()[:3])
+            table[current] = []
+        elif m := re.match(r"^\s+->\s+(\S+)\s+(\S+)\s+(\d+)", line):
+            table[current].append((m[1], m[2], int(m[3])))
+    return table
+
+
+def real_server_dr(node: Node, address: str, vip: str) -> None:
+    """A direct-routing real server: its address on eth0, the VIP on lo, and ARP kept quiet
+    about the VIP (arp_ignore=1, arp_announce=2 - inside its own namespace only)."""
+    node.run(["ip", "addr", "add", f"{address}/24", "dev", IFNAME])
+    node.run(["ip", "addr", "add", f"{vip}/32", "dev", "lo"])
+    for conf in ("all", IFNAME):
+        node.run(["sysctl", "-q", "-w", f"net.ipv4.conf.{conf}.arp_ignore=1"])
+        node.run(["sysctl", "-q", "-w", f"net.ipv4.conf.{conf}.arp_announce=2"])
+
+
+def start_directors(
+    lab: Lab, configs: list[str], *, timeout_s: float = 240.0
+) -> list[PykadFixture]:
+    """Start pykad on the first routers with these configuration texts, all at once (each
+    Python start costs tens of seconds under emulation), then wait for the election:
+    director 1 MASTER, the others BACKUP."""
+    daemons = [
+        PykadFixture(node, text, label=f"director{i}")
+        for i, (node, text) in enumerate(zip(lab.routers, configs, strict=False), 1)
+    ]
+    for d in daemons:
+        d.start()
+    try:
+        daemons[0].wait_for_log("Entering MASTER STATE", timeout=timeout_s)
+        for d in daemons[1:]:
+            d.wait_for_log("Entering BACKUP STATE", timeout=timeout_s)
+    except LogTimeout:
+        for d in daemons:
+            print(d.tail(60))
+        raise
+    return daemons
+
+
+def read_ipvs(ns: str) -> dict[IpvsService, list[IpvsDest]]:
+    """The IPVS table of namespace ``ns`` read back through pykad's adapter (pyroute2)."""
+
+    async def read() -> dict[IpvsService, list[IpvsDest]]:
+        table = IpvsTable(netns=ns, modprobe=False)
+        await table.open()
+        try:
+            return await table.read()
+        finally:
+            table.close()
+
+    return asyncio.run(read())
