@@ -291,7 +291,10 @@ class ControlClient:
         ``error``."""
         assert self._sock is not None, "use ControlClient as a context manager"
         try:
-            self._sock.sendall(_encode({"version": PROTOCOL_VERSION, "cmd": cmd, **args}))
+            try:
+                self._sock.sendall(_encode({"version": PROTOCOL_VERSION, "cmd": cmd, **args}))
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # a refused peer is told why and disconnected at once: read the reason
             line = self._readline()
         except TimeoutError as exc:
             raise ControlError(
