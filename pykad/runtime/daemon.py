@@ -688,6 +688,12 @@ class Daemon:
             if new.global_defs.fifo_write_vrrp_states_on_reload:
                 m = slot.driver.machine
                 self.notifier.write_fifo("INSTANCE", name, str(m.state), m.effective_priority)
+        if new.global_defs.fifo_write_vrrp_states_on_reload and not groups_changed:
+            # keepalived resends "the VRRP instance and group states" (2.2.x ChangeLog);
+            # rebuilt groups restart their members, which notify anyway
+            for group in self.groups.values():
+                if group.state != "INIT":
+                    self.notifier.write_fifo("GROUP", group.name, group.state, 0)
         # after the Reconfigure events: the trackers re-report every state (spec §4.2: a
         # script of the same name keeps its result) and the machines track the new objects
         await self.trackers.update(new)

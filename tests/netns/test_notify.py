@@ -9,6 +9,7 @@ nor be overtaken by the next notification of its instance.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import threading
 import time
@@ -276,3 +277,40 @@ def test_a_slow_notify_script_delays_neither_adverts_nor_order(
     init = ["backup start", "backup end"]  # spec §6.1: BACKUP (init) is notified too
     assert _lines(log) == [*init, "master start", "master end", *init]
     assert one.stop() == 0
+
+
+@pytest.mark.netns
+@pytest.mark.timeout(120)
+def test_fifo_write_vrrp_states_on_reload_resends_instance_and_group_states(
+    lab: Lab, start: StartDaemon, tmp_path: Path
+) -> None:
+    r1 = lab.routers[0]
+    scripts = tmp_path / "scripts"
+    scripts.mkdir(mode=0o755)
+    _script(scripts / "rec.sh", RECORDER)
+    _script(scripts / "fifo.sh", FIFO_READER)
+    d = tmp_path / "r1"
+    d.mkdir(mode=0o755)
+    base = _config(r1, 150, d, scripts, track=False)
+    config = dataclasses.replace(
+        base, global_extra=(*base.global_extra, "fifo_write_vrrp_states_on_reload")
+    )
+    one = start(PykadFixture, r1, config)
+    for name in VIPS:
+        one.wait_for_log(entering("MASTER", name), timeout=WAIT_S)
+    _wait_recorded(d / "fifo.log", 'GROUP "G1" MASTER 0')
+    before = _lines(d / "fifo.log")
+    mark = one.reload()
+    one.wait_for_log("Reload complete", timeout=WAIT_S, since=mark)
+    _wait_recorded(d / "fifo.log", 'GROUP "G1" MASTER 0', count=2)
+    assert one.stop() == 0
+    resent = _lines(d / "fifo.log")[len(before) :]
+    assert sorted(resent[:4]) == [
+        'GROUP "G1" MASTER 0',
+        'INSTANCE "VI_A" MASTER 150',
+        'INSTANCE "VI_B" MASTER 150',
+        'INSTANCE "VI_C" MASTER 150',
+    ]
+    for name in VIPS:  # FIFO only: no notify script runs again on reload
+        assert _events(d / "notify.log", name) == ["BACKUP 150", "MASTER 150", "STOP 150"]
+    assert _events(d / "notify.log", "G1") == ["BACKUP 0", "MASTER 0", "STOP 0"]
