@@ -225,9 +225,9 @@ class IpvsTable:
                 first = exc
         raise IpvsUnavailable(
             "IPVS: Can't initialize ipvs",
-            first.code,
-            f"({MODULE} kernel module not available: no IPVS generic netlink family;"
-            f" load it with 'modprobe {MODULE}')",
+            None,  # keepalived's words, then why: ENOENT alone would not say it
+            f"- {MODULE} kernel module not available (the kernel has no IPVS generic netlink"
+            f" family and 'modprobe {MODULE}' did not add it)",
         ) from first
 
     async def _bind(self) -> AsyncIPVS:

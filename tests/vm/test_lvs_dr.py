@@ -98,7 +98,8 @@ def test_lvs_dr_pair_balances_removes_a_dead_server_and_fails_over(
 
     # The master director crashes: director2 takes the VIP and serves from its own pool.
     lab.cut(d1)
-    lab.stop(directors[0].proc, sig=signal.SIGKILL)  # type: ignore[arg-type]
+    assert directors[0].proc is not None
+    lab.stop(directors[0].proc, sig=signal.SIGKILL)
     directors[1].wait_for_log("Entering MASTER STATE", timeout=60)
     wait_until("the pool answering through director2", lambda: fetch(lab.client, URL) == "web2", 60)
     assert ipvsadm_table(d2) == {f"TCP {VIP}:80 rr": [(f"{RS[1]}:80", "Route", 1)]}

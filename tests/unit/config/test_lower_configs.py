@@ -33,13 +33,15 @@ needs_netns = pytest.mark.skipif(
 )
 
 
-def test_the_three_scenarios_are_there() -> None:
+def test_the_scenarios_are_there() -> None:
     names = {str(p.relative_to(ROOT / "configs")) for p in CONFIGS}
     assert names == {
         "vrrp-pair/node1.conf",
         "vrrp-pair/node2.conf",
         "lvs-dr/director1.conf",
         "lvs-dr/director2.conf",
+        "lvs-nat/director1.conf",
+        "lvs-nat/director2.conf",
         "nginx-pair/node1.conf",
         "nginx-pair/node2.conf",
     }
@@ -62,6 +64,7 @@ def test_pairs_agree_on_vrid_and_vip_and_differ_in_priority() -> None:
     for a, b in [
         ("vrrp-pair/node1", "vrrp-pair/node2"),
         ("lvs-dr/director1", "lvs-dr/director2"),
+        ("lvs-nat/director1", "lvs-nat/director2"),
         ("nginx-pair/node1", "nginx-pair/node2"),
     ]:
         ca, _ = lower(parse_file(str(ROOT / "configs" / f"{a}.conf")).blocks)
