@@ -17,6 +17,7 @@ import re
 import shlex
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -53,6 +54,26 @@ def machine() -> dict[str, Any]:
     }
 
 
+def git_commit() -> str:
+    """The commit measured, with ``+dirty`` when the work tree differs from it."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 class Recorder:
     """One benchmark's result file: opened with the load at the start, saved with the end."""
 
@@ -64,6 +85,7 @@ class Recorder:
                 shlex.quote(a) for a in ["bench/" + Path(sys.argv[0]).name, *(argv or sys.argv[1:])]
             ),
             "machine": machine(),
+            "commit": git_commit(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
             "load_start": loadavg(),
         }

@@ -57,7 +57,8 @@ def load_note(data: dict[str, Any]) -> str:
     ls, le = data.get("load_start", []), data.get("load_end", [])
     fmt = "/".join
     return (
-        f"Taken {data.get('started', '?')}; load average (1/5/15 min) "
+        f"Taken {data.get('started', '?')} at commit {data.get('commit', '?')}; "
+        "load average (1/5/15 min) "
         f"{fmt(str(x) for x in ls)} at the start, {fmt(str(x) for x in le)} at the end."
     )
 

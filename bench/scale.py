@@ -97,25 +97,28 @@ def wait_all(daemon: DaemonFixture, state: str, n: int, timeout: float) -> None:
 # -- the capture ---------------------------------------------------------------------------
 
 
-def start_capture(lab: Lab, path: Path) -> subprocess.Popen[bytes]:
-    """tcpdump on the bridge itself (it gets every flooded multicast frame), VRRP only."""
-    proc = lab.spawn(
-        lab.bridge_ns,
-        [
-            "tcpdump",
-            *("-i", BRIDGE, "-n", "-s", "96", "-B", "16384"),
-            "--time-stamp-precision=micro",
-            *("-w", str(path)),
-            f"ip proto {VRRP_PROTO}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    assert proc.stderr is not None
-    line = proc.stderr.readline().decode(errors="replace")  # "listening on br0, ..."
-    if "listening on" not in line:
-        lab.stop(proc)
-        raise LabError(f"tcpdump did not start: {line.strip()}")
+def start_capture(lab: Lab, path: Path, timeout: float = 10.0) -> subprocess.Popen[bytes]:
+    """tcpdump on the bridge itself (it gets every flooded multicast frame), VRRP only.
+    Its messages go to a file next to the capture (a pipe nobody reads could fill up)."""
+    log = path.with_suffix(".log")
+    with log.open("wb") as err:
+        proc = lab.spawn(
+            lab.bridge_ns,
+            [
+                *("tcpdump", "-i", BRIDGE, "-n", "-s", "96"),
+                "--time-stamp-precision=micro",
+                *("-w", str(path)),
+                f"ip proto {VRRP_PROTO}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    deadline = time.monotonic() + timeout
+    while b"listening on" not in log.read_bytes():  # tcpdump's "listening on br0, ..."
+        if proc.poll() is not None or time.monotonic() > deadline:
+            lab.stop(proc)
+            raise LabError(f"tcpdump did not start: {log.read_text(errors='replace').strip()}")
+        threading.Event().wait(0.05)
     return proc
 
 
@@ -288,7 +291,7 @@ def run_case(
             out["jitter"] = jitter(read_pcap(pcap), str(r1.ip4), advert_int)
             if profile_s > 0 and kind == "pykad" and n >= PROFILE_MIN_INSTANCES:
                 out["profile"] = profile({"master": d1.pid, "backup": d2.pid}, profile_s, tmp)
-        except (AssertionError, LabError, LogTimeout, OSError) as exc:
+        except (AssertionError, LabError, LogTimeout, OSError, subprocess.SubprocessError) as exc:
             out["errors"].append(f"{type(exc).__name__}: {exc}"[:2000])
             print(f"  {kind}: failed: {exc}", file=sys.stderr, flush=True)
     return out
