@@ -26,7 +26,7 @@ from pykad.config.model import (
 )
 from pykad.errors import AdapterError
 from pykad.fsm import timing
-from pykad.fsm.events import Shutdown
+from pykad.fsm.events import Reconfigure, Shutdown
 from pykad.fsm.machine import VrrpMachine
 from pykad.proto.advert import Advert, decode, encode
 from pykad.proto.constants import VRRP_GROUP_V4
@@ -199,6 +199,36 @@ def test_higher_priority_advert_demotes_and_garbage_is_counted(
     demoted = [c for c in rec.calls if c[0] == pytest.approx(DOWN_S + 0.6)]
     assert [c[1] for c in demoted] == ["remove", "notify"]
     assert demoted[1][2] == ("INSTANCE", "VI_1", "BACKUP", 100)
+
+
+def test_repeated_adverts_each_count_and_a_reconfigure_validates_again(
+    vloop: asyncio.AbstractEventLoop,
+) -> None:
+    """The driver reuses the validation of a byte-identical repeat (a steady master sends the
+    same advert every interval): every repeat still reaches the machine and the counters,
+    and a new configuration (a new receive policy) validates the same bytes again."""
+    rec = Recorder(vloop)
+    same = advert_packet(150)
+
+    async def scenario() -> InstanceDriver:
+        driver = make_driver(rec, instance())
+        task = asyncio.create_task(driver.run())
+        for second in range(10):  # 10 s of adverts: far past one master-down interval
+            await _until(driver, 0.5 + second)
+            driver.on_packet(same)
+        await _until(driver, 10.0)
+        assert driver.machine.state == "BACKUP"  # every repeat reset the down timer
+        # v2: a receiver whose advert_int differs discards the advert (spec §5.7)
+        driver.inbox.put_nowait(Reconfigure(instance(advert_int_cs=200)))
+        await _until(driver, 10.1)
+        driver.on_packet(same)
+        await _until(driver, 10.2)
+        driver.inbox.put_nowait(Shutdown())
+        await task
+        return driver
+
+    driver = vloop.run_until_complete(scenario())
+    assert (driver.stats.advert_rcvd, driver.stats.advert_interval_err) == (10, 1)
 
 
 def test_adapter_failure_is_logged_and_the_machine_goes_on(
