@@ -134,6 +134,46 @@ def advert_for(cfg: VrrpInstance) -> Advert:
     )
 
 
+class Inbox(asyncio.Queue[Event]):
+    """A driver's inbox: an asyncio.Queue whose one reader can wait with a timeout without a
+    task per wait. asyncio.wait_for starts a task and cancels it at every timer expiry,
+    which was most of a master's time at 255 instances x advert_int 0.05 (bench/scale.py
+    --profile); here a wait is one future and one timer handle."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._wakeup: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Event) -> None:
+        super().put_nowait(item)
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    async def next(self, wait_s: float | None) -> Event | None:
+        """The next event, or None once ``wait_s`` seconds passed without one. Always
+        yields to the loop once, so a driver whose deadline is already due cannot starve
+        the other tasks."""
+        if not self.empty():
+            await asyncio.sleep(0)
+            return self.get_nowait()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._wakeup = waiter
+        timer = None if wait_s is None else loop.call_later(wait_s, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            self._wakeup = None
+            if timer is not None:
+                timer.cancel()
+        return None if self.empty() else self.get_nowait()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class InstanceDriver:
     """Runs one machine: ``await driver.run()`` returns after Shutdown has been applied."""
 
@@ -154,7 +194,7 @@ class InstanceDriver:
         self.clock = clock or asyncio.get_running_loop().time
         self.group_router = group_router
         self.startup_delay_s = startup_delay_s
-        self.inbox: asyncio.Queue[Event] = asyncio.Queue()
+        self.inbox: Inbox = Inbox()
         self.stats = InstanceStats()
         self.last_transition_wall: float | None = None  # time.time() of the last change
         self.last_transition: Transition | None = None  # the last change (status: from, reason)
@@ -200,34 +240,21 @@ class InstanceDriver:
         if self.startup_delay_s > 0:
             startup_at = self.clock() + self.startup_delay_s
             log.info("(%s) Delaying startup for %g seconds", self.name, self.startup_delay_s)
-        # One pending inbox.get() is kept across timer expiries: asyncio.wait_for would
-        # start a task and cancel it on every expiry, which was most of a master's cost at
-        # 255 instances x advert_int 0.05 (bench/scale.py --profile).
-        getter: asyncio.Task[Event] | None = None
         try:
             if startup_at is None:
                 await self.dispatch(Startup())
             while not self.finished:
                 deadline = self.machine.next_deadline() if startup_at is None else startup_at
                 timeout = None if deadline is None else max(0.0, deadline - self.clock())
-                if getter is None:
-                    getter = asyncio.ensure_future(self.inbox.get())
-                done, _ = await asyncio.wait((getter,), timeout=timeout)
-                event: Event
-                if done:
-                    event, getter = getter.result(), None
-                else:
+                event = await self.inbox.next(timeout)
+                if event is None:
                     event = TimersDue() if startup_at is None else Startup()
                 if isinstance(event, Startup):
                     startup_at = None
                 await self.dispatch(event)
         finally:
-            if getter is not None:
-                getter.cancel()
             self._announcer.cancel()
-            await asyncio.gather(
-                self._announcer, *([getter] if getter else []), return_exceptions=True
-            )
+            await asyncio.gather(self._announcer, return_exceptions=True)
 
     async def dispatch(self, event: Event) -> None:
         """Hand one event to the machine and execute the effects (used by run())."""

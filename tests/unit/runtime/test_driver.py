@@ -30,7 +30,7 @@ from pykad.fsm.events import Reconfigure, Shutdown
 from pykad.fsm.machine import VrrpMachine
 from pykad.proto.advert import Advert, decode, encode
 from pykad.proto.constants import VRRP_GROUP_V4
-from pykad.runtime.driver import InstanceDriver, Ports
+from pykad.runtime.driver import Inbox, InstanceDriver, Ports
 
 OWN = ipaddress.IPv4Address("192.0.2.1")
 PEER = ipaddress.IPv4Address("192.0.2.2")
@@ -199,6 +199,37 @@ def test_higher_priority_advert_demotes_and_garbage_is_counted(
     demoted = [c for c in rec.calls if c[0] == pytest.approx(DOWN_S + 0.6)]
     assert [c[1] for c in demoted] == ["remove", "notify"]
     assert demoted[1][2] == ("INSTANCE", "VI_1", "BACKUP", 100)
+
+
+def test_inbox_next_returns_events_or_none_at_the_timeout(
+    vloop: asyncio.AbstractEventLoop,
+) -> None:
+    async def scenario() -> list[tuple[float, object]]:
+        loop = asyncio.get_running_loop()
+        inbox = Inbox()
+        got: list[tuple[float, object]] = []
+
+        async def take(wait_s: float | None) -> None:
+            event = await inbox.next(wait_s)
+            got.append((loop.time(), event))
+
+        await take(2.0)  # nothing comes: None after 2 s
+        loop.call_later(0.5, inbox.put_nowait, Shutdown())
+        await take(2.0)  # woken by the put at 2.5
+        loop.call_later(7.0, inbox.put_nowait, Shutdown(deleted=True))
+        await take(None)  # no timeout: waits for it
+        inbox.put_nowait(Shutdown())
+        await take(0.0)  # queued already: returned
+        await take(0.0)  # empty and due: None at once
+        return got
+
+    assert vloop.run_until_complete(scenario()) == [
+        (2.0, None),
+        (2.5, Shutdown()),
+        (9.5, Shutdown(deleted=True)),
+        (9.5, Shutdown()),
+        (9.5, None),
+    ]
 
 
 def test_repeated_adverts_each_count_and_a_reconfigure_validates_again(
