@@ -59,6 +59,7 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import functools
 import ipaddress
 import logging
 import os
@@ -153,6 +154,12 @@ def open_socket(family: int, kind: int, proto: int, netns: str | None = None) ->
     if isinstance(outcome, BaseException):
         raise outcome
     return outcome
+
+
+@functools.lru_cache(maxsize=1024)
+def _host(address: IPAddress) -> str:
+    """The socket-address text of a destination: the same few, once per advert each."""
+    return str(address)
 
 
 def _grow_rcvbuf(sock: socket.socket) -> None:
@@ -370,14 +377,14 @@ class _Channel:
                 dst.packed,
             )
             flags = socket.MSG_DONTROUTE if self.multicast else 0
-            self.sock.sendto(header + payload, flags, (str(dst), 0))
+            self.sock.sendto(header + payload, flags, (_host(dst), 0))
             return
         pktinfo = struct.pack("=16sI", src.packed, self.ifindex)
         cmsgs = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)]
         if not self.multicast and sender.ttl is not None:
             cmsgs.append((socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("=i", sender.ttl)))
         scope = self.ifindex if (dst.is_link_local or dst.is_multicast) else 0
-        self.sock.sendmsg([payload], cmsgs, 0, (str(dst), 0, 0, scope))
+        self.sock.sendmsg([payload], cmsgs, 0, (_host(dst), 0, 0, scope))
 
     # -- receiving ---------------------------------------------------------------------------
 
