@@ -1,6 +1,6 @@
 """Test kit for LVS scenarios in network namespaces (the vm layer, tests/vm).
 
-Real servers and the client are busybox programs (``httpd``, ``wget``): native programs start
+Real servers run busybox ``httpd`` and the client ``curl``: native programs start
 at once even under QEMU's CPU emulation, where every Python process costs tens of seconds.
 Directors are :class:`~pykad.testing.keepalived.PykadFixture` daemons on the first routers of a
 :class:`~pykad.testing.netns.Lab`.
@@ -23,6 +23,7 @@ from pykad.testing.keepalived import LogTimeout, PykadFixture
 from pykad.testing.netns import IFNAME, Lab, LabError, Node
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+CURL = shutil.which("curl") or "/usr/bin/curl"
 
 
 class Web:
@@ -52,9 +53,11 @@ class Web:
 
 
 def fetch(client: Node, url: str, timeout_s: int = 3) -> str | None:
-    """One HTTP GET from the client (a new connection each time): the body, or None."""
+    """One HTTP GET from the client (a new connection each time): the body, or None.
+
+    curl, not busybox wget: Debian's static busybox wget crashes (SIGSEGV) on every fetch."""
     try:
-        out = client.run([BUSYBOX, "wget", "-q", "-O", "-", "-T", str(timeout_s), url])
+        out = client.run([CURL, "-s", "--max-time", str(timeout_s), url], timeout=timeout_s + 10)
     except LabError:
         return None
     return out.strip()

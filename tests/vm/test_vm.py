@@ -39,6 +39,7 @@ def _kernel() -> Path | None:
 
 
 @pytest.mark.vm
+@pytest.mark.netns  # root only, and kept out of the fast `-m "not netns and not interop"` loop
 @pytest.mark.timeout(BOOT_TIMEOUT_S + 60)
 def test_ipvs_layer_in_a_debian_kernel_vm() -> None:
     if os.geteuid() != 0:
