@@ -29,7 +29,7 @@ watches the track files and counts the tracked processes; its events go to every
 inbox (the machine ignores what it does not track). It starts before the instances, so their
 machines begin with every state already known (scripts: once their first run reported).
 
-Not done here (later issues): VMAC interfaces, SMTP alerts, the checker (LVS) side.
+Not done here (later issues): VMAC interfaces, the checker (LVS) side.
 """
 
 from __future__ import annotations

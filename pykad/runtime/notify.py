@@ -3,7 +3,16 @@
 What happens for one notification (spec §6.1), in order: the state's own script
 (``notify_master`` ...) with exactly its configured argv; the generic ``notify`` script with
 ``INSTANCE|GROUP <name> <STATE> <prio>`` appended (§6.2); one line
-``INSTANCE "<name>" <STATE> <prio>`` to every open FIFO (§6.4).
+``INSTANCE "<name>" <STATE> <prio>`` to every open FIFO (§6.4); then the SMTP alert, if
+``smtp_alert`` (:mod:`pykad.runtime.mail`, sent in the background).
+
+Scripts keepalived disables at start-up (missing, not executable by their user, unknown
+user, or insecure under ``enable_script_security``; see
+:func:`pykad.config.security.refused_scripts`) are logged once, naming the file and the
+problem, and never run.
+A sync group's MASTER notification first waits (bounded) until every member has executed
+its own move to MASTER (``group_settled``, set by the daemon), so the group's
+``notify_master`` runs with all the members' addresses installed.
 
 Execution model (§6.3): never a shell (``create_subprocess_exec``), stdin/stdout/stderr on
 /dev/null, working directory ``/``, a process group of its own (a timeout kills the whole
