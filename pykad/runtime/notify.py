@@ -169,7 +169,7 @@ class Notifier:
         per configuration in keepalived's words plus the file and the exact problem."""
         refused = refused_scripts(config)
         for v in refused.values():
-            if "notify" not in v.where:
+            if v.where.startswith(("vrrp_script ", "virtual_server")):
                 continue  # vrrp_script / checker scripts: their runners report them
             if v.insecure:
                 log.error(
