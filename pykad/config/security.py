@@ -301,9 +301,10 @@ def refused_scripts(
 def check_scripts(config: Config, *, env: Mapping[str, str] | None = None) -> list[Diagnostic]:
     """Check every configured script the way keepalived does at start-up (§6.3).
 
-    keepalived ``-t`` exits 6 (``Status.SECURITY``) whenever an existing script is configured
-    without ``enable_script_security`` ("SECURITY VIOLATION", with " There are insecure
-    scripts." when a root-run script could be replaced), and 5 when
+    keepalived ``-t`` exits 6 whenever an existing script is configured without
+    ``enable_script_security`` ("SECURITY VIOLATION"). pykad makes that an error
+    (``Status.SECURITY``) only with " There are insecure scripts." (a root-run script that
+    could be replaced), a warning otherwise; and it reports 5 when
     ``enable_script_security`` has no default user to run scripts as. The rest are warnings:
     a disabled script (missing, not executable by its user, unknown user or group, or insecure
     under ``enable_script_security``), a command found by PATH search, and each insecure
@@ -349,14 +350,22 @@ def check_scripts(config: Config, *, env: Mapping[str, str] | None = None) -> li
                 )
             )
     if any_script and not secure:
-        suffix = " There are insecure scripts." if any_insecure else ""
-        out.append(
-            error(
-                None,
-                "SECURITY VIOLATION - scripts are being executed but script_security not"
-                f" enabled.{suffix}",
-                status=Status.SECURITY,
-                hint="add 'enable_script_security' to global_defs",
+        # keepalived -t exits 6 here even when every script is safe. pykad reports the
+        # violation as an error (exit 6) only when a root-run script can be replaced by
+        # someone else: a safe configuration with scripts must pass --check-config, or
+        # `pykad --check-config && systemctl reload` would fail for nearly every real
+        # cluster (all of them run notify or check scripts).
+        text = "SECURITY VIOLATION - scripts are being executed but script_security not enabled."
+        hint = "add 'enable_script_security' to global_defs"
+        if any_insecure:
+            out.append(
+                error(
+                    None,
+                    text + " There are insecure scripts.",
+                    status=Status.SECURITY,
+                    hint=hint,
+                )
             )
-        )
+        else:
+            out.append(warning(None, text, hint=hint))
     return out
