@@ -12,6 +12,11 @@ A kernel without IPVS has no ``IPVS`` generic netlink family. keepalived then ru
 :class:`IpvsUnavailable` naming the missing module when that does not help (a kernel built
 without IPVS, a container that cannot load modules). The caller keeps VRRP running.
 
+The table is the one of the calling process's network namespace (run the daemon in the
+namespace, ``ip netns exec``): pyroute2's ``netns=`` proxy, and even a socket created after
+an in-process ``setns``, get EINVAL from the kernel for destination requests (seen on Debian's
+6.1 kernel), while the same requests from a process started in the namespace work.
+
 pyroute2 quirks handled here: its ``tun_port`` attribute is encoded in host byte order while
 the kernel reads ``IPVS_DEST_ATTR_TUN_PORT`` as big endian, and the service netmask is typed
 as an IPv4 address although for IPv6 the kernel reads a prefix length from the same 32 bits.
@@ -202,8 +207,7 @@ def _attrs(msg: Any, nla: str) -> dict[str, Any]:
 class IpvsTable:
     """Idempotent writes to, and a read-back of, the kernel's IPVS table."""
 
-    def __init__(self, *, netns: str | None = None, modprobe: bool = True) -> None:
-        self.netns = netns
+    def __init__(self, *, modprobe: bool = True) -> None:
         self.modprobe = modprobe
         self._sock: AsyncIPVS | None = None
 
@@ -231,7 +235,7 @@ class IpvsTable:
         ) from first
 
     async def _bind(self) -> AsyncIPVS:
-        sock = AsyncIPVS(netns=self.netns) if self.netns else AsyncIPVS()
+        sock = AsyncIPVS()
         try:
             await sock.setup_endpoint()
         except BaseException:

@@ -85,12 +85,11 @@ class LvsManager:
         file_values: Mapping[str, int] | None = None,
         release_on_stop: bool = True,
         table: IpvsTable | None = None,
-        netns: str | None = None,
     ) -> None:
         self.config = config
         self.notifier = notifier
         self.release_on_stop = release_on_stop
-        self.table = table if table is not None else IpvsTable(netns=netns)
+        self.table = table if table is not None else IpvsTable()
         self._file_values = dict(file_values or {})
         self.checkers: CheckerSet | None = None
         self.balancer: Balancer | None = None

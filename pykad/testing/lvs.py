@@ -9,14 +9,19 @@ Directors are :class:`~pykad.testing.keepalived.PykadFixture` daemons on the fir
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import ipaddress
+import json
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pykad.adapters.ipvs import IpvsDest, IpvsService, IpvsTable
 from pykad.testing.keepalived import LogTimeout, PykadFixture
@@ -122,15 +127,47 @@ def start_directors(
     return daemons
 
 
-def read_ipvs(ns: str) -> dict[IpvsService, list[IpvsDest]]:
-    """The IPVS table of namespace ``ns`` read back through pykad's adapter (pyroute2)."""
+def read_ipvs(node: Node) -> dict[IpvsService, list[IpvsDest]]:
+    """The IPVS table of ``node``'s namespace read back through pykad's adapter (pyroute2),
+    by a Python process started in that namespace (an in-process setns does not work for
+    IPVS destination requests here)."""
+    out = node.run(
+        [sys.executable, "-c", "from pykad.testing.lvs import print_ipvs; print_ipvs()"],
+        timeout=300,
+    )
+    table: dict[IpvsService, list[IpvsDest]] = {}
+    for entry in json.loads(out):
+        svc = IpvsService(**_typed(entry["service"]))
+        table[svc] = [IpvsDest(**_typed(d)) for d in entry["dests"]]
+    return table
+
+
+def _typed(fields: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: ipaddress.ip_address(v) if k == "address" and v is not None else v
+        for k, v in fields.items()
+    }
+
+
+def print_ipvs() -> None:
+    """Print this namespace's IPVS table as JSON (the other half of :func:`read_ipvs`)."""
 
     async def read() -> dict[IpvsService, list[IpvsDest]]:
-        table = IpvsTable(netns=ns, modprobe=False)
+        table = IpvsTable(modprobe=False)
         await table.open()
         try:
             return await table.read()
         finally:
             table.close()
 
-    return asyncio.run(read())
+    def plain(obj: IpvsService | IpvsDest) -> dict[str, Any]:
+        fields = dataclasses.asdict(obj)
+        if fields.get("address") is not None:
+            fields["address"] = str(fields["address"])
+        return fields
+
+    entries = [
+        {"service": plain(svc), "dests": [plain(d) for d in dests]}
+        for svc, dests in asyncio.run(read()).items()
+    ]
+    sys.stdout.write(json.dumps(entries) + "\n")
