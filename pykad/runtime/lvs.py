@@ -16,10 +16,12 @@ event loop as VRRP, so an IPVS failure must never stop VRRP: without IPVS in the
 IPVS operations are logged and counted. The checkers sleep in their own tasks and their
 probes never block, so hundreds of them do not delay adverts (bench/checkers_vs_adverts.py).
 
-Not done here: ``ha_suspend`` (the checkers of such a service always run), SMTP alerts, and
-migrating checker state across a reload (a reload that changes the LVS configuration starts
-new checkers; a real server that stays keeps its place in IPVS until its new checkers
-report).
+Not done here: ``ha_suspend`` (the checkers of such a service always run), SMTP alerts for
+real servers, FILE_CHECK updates while running (track files are read at start and reload),
+the checker data dump, and migrating checker state across a reload: a reload that changes
+the LVS configuration starts new checkers, and every real server takes their initial state
+(non-``alpha``: up), so a failed server that stays in the configuration is re-added until
+its first check fails again (keepalived keeps it out; CheckerSet has no migration API yet).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 
-from pykad.adapters.ipvs import IpvsDest, IpvsService, IpvsTable, IpvsUnavailable
+from pykad.adapters.ipvs import IpvsTable, IpvsUnavailable
 from pykad.check.checkerset import CheckerSet, RsChange, rs_key, vs_key
 from pykad.config.load import LoadResult
 from pykad.config.model import Config, StaticConfig
@@ -201,10 +203,6 @@ class LvsManager:
                 await self._worker
             self._worker = None
         self.table.close()
-
-    async def read_table(self) -> dict[IpvsService, list[IpvsDest]]:
-        """The kernel's IPVS table as it is now."""
-        return await self.table.read()
 
     # ------------------------------------------------------------------ effects
 
