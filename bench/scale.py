@@ -99,13 +99,14 @@ def wait_all(daemon: DaemonFixture, state: str, n: int, timeout: float) -> None:
 
 def start_capture(lab: Lab, path: Path, timeout: float = 10.0) -> subprocess.Popen[bytes]:
     """tcpdump on the bridge itself (it gets every flooded multicast frame), VRRP only.
-    Its messages go to a file next to the capture (a pipe nobody reads could fill up)."""
+    Its messages go to a file next to the capture (a pipe nobody reads could fill up).
+    Stop it with :func:`stop_capture`."""
     log = path.with_suffix(".log")
     with log.open("wb") as err:
         proc = lab.spawn(
             lab.bridge_ns,
             [
-                *("tcpdump", "-i", BRIDGE, "-n", "-s", "96"),
+                *("tcpdump", "-i", BRIDGE, "-n", "-s", "96", "-U"),
                 "--time-stamp-precision=micro",
                 *("-w", str(path)),
                 f"ip proto {VRRP_PROTO}",
@@ -120,6 +121,16 @@ def start_capture(lab: Lab, path: Path, timeout: float = 10.0) -> subprocess.Pop
             raise LabError(f"tcpdump did not start: {log.read_text(errors='replace').strip()}")
         threading.Event().wait(0.05)
     return proc
+
+
+def stop_capture(lab: Lab, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """SIGTERM and wait for the exit, patiently: closing tcpdump's packet socket waits for an
+    RCU grace period in the kernel (uninterruptible, SIGKILL does not shorten it), which took
+    over 15 s here under keepalived at 255 x 0.05. The pcap is complete before that (``-U``
+    writes every packet as it comes). The lab must not close while tcpdump still runs."""
+    lab.stop(proc, timeout=timeout)
+    if proc.poll() is None:
+        proc.wait(timeout=timeout)
 
 
 def read_pcap(path: Path) -> list[tuple[float, str, int]]:
@@ -279,7 +290,7 @@ def run_case(
             threading.Event().wait(window)
             cpu1 = (cpu_seconds(pids[0]), cpu_seconds(pids[1]))
             t1 = time.monotonic()
-            lab.stop(capture)
+            stop_capture(lab, capture)
             for role, i in (("master", 0), ("backup", 1)):
                 used = sum(cpu1[i][p] - cpu0[i][p] for p in cpu1[i] if p in cpu0[i])
                 out[role] = {
