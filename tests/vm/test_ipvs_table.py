@@ -141,11 +141,19 @@ def test_every_kind_of_service_and_destination_round_trips() -> None:
     assert _sorted(seen["written"]) == {svc: sorted(d, key=repr) for svc, d in PLAN.items()}
 
     text = str(seen["ipvsadm"])
-    assert "TCP  192.0.2.50:80 wlc" in text
-    assert "UDP  192.0.2.50:53 sh (flag-1,flag-2) persistent 300 mask 255.255.255.0" in text
-    assert "FWM  7 rr" in text
-    assert "TCP  [2001:db8::50]:443 lc persistent 60 mask 64" in text
-    assert "SCTP 192.0.2.51:9 rr" in text
+
+    def line(start: str) -> str:
+        found = [ln for ln in text.splitlines() if ln.startswith(start)]
+        assert len(found) == 1, (start, text)
+        return found[0]
+
+    assert line("TCP  192.0.2.50:80 ").split()[2:] == ["wlc"]
+    udp = line("UDP  192.0.2.50:53 ")
+    assert re.search(r" sh \((flag-1,flag-2|sh-fallback,sh-port)\) ", udp), udp
+    assert udp.endswith("persistent 300 mask 255.255.255.0"), udp
+    assert line("FWM  7 ").split()[2:] == ["rr"]
+    assert line("TCP  [2001:db8::50]:443 ").split()[2:] == ["lc", "persistent", "60", "mask", "64"]
+    assert line("SCTP 192.0.2.51:9 ").split()[2:] == ["rr"]
     assert re.search(r"-> 198\.51\.100\.21:8080\s+Masq\s+3\s", text)
     assert re.search(r"-> 192\.0\.2\.22:80\s+Route\s+1\s", text)
     assert re.search(r"-> 203\.0\.113\.7:80\s+Tunnel\s+1\s", text)
