@@ -7,9 +7,11 @@ timeout kills the whole tree (SIGTERM, then SIGKILL ``kill_grace_s`` later), run
 uid/gid with the supplementary groups cleared (2.2.7), and an environment without ``IFS``,
 ``LD_PRELOAD`` and ``LD_LIBRARY_PATH``.
 
-:func:`run_script` is the one-shot form the waiting callers need (MISC_CHECK); the notify
+:func:`run_script` is the one-shot form the waiting callers need (MISC_CHECK). The notify
 queue (:mod:`pykad.runtime.notify`) and the vrrp_script runner (:mod:`pykad.runtime.tracking`)
-keep their own loops around the same model.
+keep their own loops (logging, queueing, skipped runs) but resolve users with :func:`run_as`,
+start scripts with :func:`spawn` and stop them with :func:`kill_group` /
+:func:`sigkill_group`: this module is the one place that knows the execution model.
 """
 
 from __future__ import annotations
@@ -33,6 +35,14 @@ class RunAs:
     gid: int
 
 
+def lookup(user: str, group: str | None = None) -> RunAs:
+    """``user``'s uid and ``group``'s gid (else the user's primary group).
+
+    Raises KeyError for an unknown user or group."""
+    pw = pwd.getpwnam(user)
+    return RunAs(pw.pw_uid, pw.pw_gid if group is None else grp.getgrnam(group).gr_gid)
+
+
 def run_as(
     user: str | None, group: str | None, default: tuple[str | None, str | None] = (None, None)
 ) -> RunAs | None:
@@ -50,11 +60,10 @@ def run_as(
         except KeyError:
             return None
         user = DEFAULT_SCRIPT_USER
-    pw = pwd.getpwnam(user)
-    gid = pw.pw_gid if group is None else grp.getgrnam(group).gr_gid
-    if os.geteuid() != 0 or (pw.pw_uid, gid) == (os.getuid(), os.getgid()):
+    who = lookup(user, group)
+    if os.geteuid() != 0 or (who.uid, who.gid) == (os.getuid(), os.getgid()):
         return None
-    return RunAs(pw.pw_uid, gid)
+    return who
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +77,36 @@ class ScriptResult:
     @property
     def timed_out(self) -> bool:
         return self.error == "timed out"
+
+
+def exec_path(argv0: str) -> str:
+    """``argv0`` resolved on PATH when it has no ``/`` (spec §6.3), else unchanged."""
+    return argv0 if "/" in argv0 else shutil.which(argv0) or argv0
+
+
+async def spawn(argv: tuple[str, ...], creds: RunAs | None) -> asyncio.subprocess.Process:
+    """Start ``argv`` under the execution model above; raises OSError if it cannot exec."""
+    extra: dict[str, object] = {}
+    if creds is not None:
+        # 2.2.7 clears the supplementary groups when it changes user
+        extra = {"user": creds.uid, "group": creds.gid, "extra_groups": []}
+    return await asyncio.create_subprocess_exec(
+        exec_path(argv[0]),
+        *argv[1:],
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        cwd="/",
+        env={k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV},
+        process_group=0,  # own group: a timeout kills the whole tree (spec §6.3)
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def sigkill_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL the process group now (shutdown, cancellation); the caller reaps."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 async def kill_group(proc: asyncio.subprocess.Process, grace_s: float) -> None:
@@ -94,32 +133,17 @@ async def run_script(
 
     Cancelling the caller kills the process group at once (SIGKILL) and re-raises.
     """
-    argv0 = argv[0] if "/" in argv[0] else shutil.which(argv[0]) or argv[0]
-    extra: dict[str, object] = {}
-    if creds is not None:
-        extra = {"user": creds.uid, "group": creds.gid, "extra_groups": []}
     try:
-        proc = await asyncio.create_subprocess_exec(
-            argv0,
-            *argv[1:],
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            cwd="/",
-            env={k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV},
-            process_group=0,
-            **extra,  # type: ignore[arg-type]
-        )
+        proc = await spawn(argv, creds)
     except OSError as exc:
-        return ScriptResult(None, f"cannot exec {argv0}: {exc.strerror}")
+        return ScriptResult(None, f"cannot exec {exec_path(argv[0])}: {exc.strerror}")
     try:
         status = await asyncio.wait_for(proc.wait(), timeout_s)
     except TimeoutError:
         await kill_group(proc, kill_grace_s)
         return ScriptResult(None, "timed out")
     except asyncio.CancelledError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        sigkill_group(proc)
         await asyncio.shield(proc.wait())
         raise
     return ScriptResult(status)

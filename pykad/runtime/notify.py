@@ -19,7 +19,8 @@ Execution model (§6.3): never a shell (``create_subprocess_exec``), stdin/stdou
 tree), run as the configured user (the script's own ``USER [GROUP]``, else ``script_user``,
 else ``keepalived_script`` when that account exists, else the daemon's user) with the
 supplementary groups cleared as 2.2.7 does. The environment is the daemon's minus
-``IFS``/``LD_PRELOAD``/``LD_LIBRARY_PATH`` (keepalived HEAD).
+``IFS``/``LD_PRELOAD``/``LD_LIBRARY_PATH`` (keepalived HEAD). All of it is
+:mod:`pykad.adapters.scripts`, shared with vrrp_script and MISC_CHECK.
 
 keepalived forks and forgets. pykad keeps a queue per instance (and per sync group) so that
 notifications of one instance start in the order the state machine produced them; the queue
@@ -34,16 +35,13 @@ import asyncio
 import contextlib
 import errno
 import functools
-import grp
 import logging
 import os
-import pwd
-import shutil
-import signal
 import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from pykad.adapters.scripts import RunAs, kill_group, lookup, run_as, sigkill_group, spawn
 from pykad.config.model import Config, NotifyFifo, Script
 from pykad.config.model import Notify as NotifyScripts
 from pykad.config.security import ScriptVerdict, refused_scripts, script_key
@@ -59,13 +57,7 @@ _STATE_SCRIPT = {
     "STOP": "stop",
     "DELETED": "deleted",
 }
-_SCRUBBED_ENV = ("IFS", "LD_PRELOAD", "LD_LIBRARY_PATH")
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    uid: int
-    gid: int
+Credentials = RunAs  # the uid/gid a script runs as (pykad.adapters.scripts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +86,6 @@ def notify_argv(script: Script, kind: str, name: str, event: str, priority: int)
     """The generic ``notify`` argv: configured words + TYPE NAME STATE PRIO (spec §6.2)."""
     prio = 0 if kind == "GROUP" else priority
     return (*script.argv, kind, name, event, str(prio))
-
-
-def _resolve_creds(user: str | None, group: str | None) -> Credentials | None:
-    """Credentials for a script, or None to run as ourselves. Raises KeyError if unknown."""
-    if user is None:
-        return None
-    pw = pwd.getpwnam(user)
-    gid = pw.pw_gid if group is None else grp.getgrnam(group).gr_gid
-    return Credentials(pw.pw_uid, gid)
 
 
 class Notifier:
@@ -154,15 +137,6 @@ class Notifier:
         by_path = {s.path: s for s in (*self._fifo_specs(), *self._lvs_fifo_specs())}
         return list(by_path.values())
 
-    def _default_user(self) -> tuple[str | None, str | None]:
-        g = self._config.global_defs
-        if g.script_user is not None:
-            return g.script_user, g.script_group
-        with contextlib.suppress(KeyError):
-            pwd.getpwnam("keepalived_script")
-            return "keepalived_script", None
-        return None, None
-
     @staticmethod
     def _check_scripts(config: Config) -> dict[tuple[str, str | None, str | None], ScriptVerdict]:
         """The notify scripts keepalived would disable at start-up (spec §6.3), logged once
@@ -183,18 +157,16 @@ class Notifier:
         if script_key(script) in self._refused:
             log.debug("%s `%s` is disabled - not running it", label, argv[0])
             return None
-        user: str | None = script.user
-        group = script.group
-        if user is None:
-            user, group = self._default_user()
+        g = self._config.global_defs
         try:
-            creds = _resolve_creds(user, group)
+            # None when not root (we cannot change user) or nothing would change
+            creds = run_as(script.user, script.group, (g.script_user, g.script_group))
         except KeyError:
+            own = script.user is not None
+            user, group = (script.user, script.group) if own else (g.script_user, g.script_group)
             log.error("%s: unknown user/group %s:%s - not running %s", label, user, group, argv[0])
             self.failures += 1
             return None
-        if creds is not None and os.geteuid() != 0:
-            creds = None  # not root: we cannot change user; run as ourselves
         return _Command(argv, creds, label)
 
     async def open(self) -> None:
@@ -221,9 +193,8 @@ class Notifier:
                 os.chmod(spec.path, 0o644)  # mkfifo obeys the umask; keepalived wants 0644
                 self._created_fifos.add(spec.path)
                 if spec.user is not None:
-                    creds = _resolve_creds(spec.user, spec.group)
-                    if creds is not None:
-                        os.chown(spec.path, creds.uid, creds.gid)
+                    owner = lookup(spec.user, spec.group)
+                    os.chown(spec.path, owner.uid, owner.gid)
             else:
                 if not stat.S_ISFIFO(st.st_mode):
                     log.error("notify FIFO %s exists and is not a FIFO - ignoring", spec.path)
@@ -329,25 +300,8 @@ class Notifier:
                 await self._wait(cmd, proc)
 
     async def _spawn(self, cmd: _Command) -> asyncio.subprocess.Process | None:
-        argv0 = cmd.argv[0]
-        if "/" not in argv0:
-            argv0 = shutil.which(argv0) or argv0
-        env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
-        creds: dict[str, object] = {}
-        if cmd.creds is not None:
-            creds = {"user": cmd.creds.uid, "group": cmd.creds.gid, "extra_groups": []}
         try:
-            proc = await asyncio.create_subprocess_exec(
-                argv0,
-                *cmd.argv[1:],
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-                cwd="/",
-                env=env,
-                process_group=0,  # own group: a timeout kills the whole tree (spec §6.3)
-                **creds,  # type: ignore[arg-type]
-            )
+            proc = await spawn(cmd.argv, cmd.creds)
         except OSError as exc:
             self.failures += 1
             log.error("Failed to exec %s `%s`: %s", cmd.label, " ".join(cmd.argv), exc)
@@ -368,20 +322,9 @@ class Notifier:
                 proc.pid,
                 self.script_timeout_s,
             )
-            await self._kill(proc)
+            await kill_group(proc, self.kill_grace_s)  # like keepalived (spec §6.3)
         finally:
             self._running.discard(proc)
-
-    async def _kill(self, proc: asyncio.subprocess.Process) -> None:
-        """SIGTERM the process group, SIGKILL it after ``kill_grace_s`` (like keepalived)."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            try:
-                await asyncio.wait_for(proc.wait(), self.kill_grace_s)
-                return
-            except TimeoutError:
-                continue
 
     def _write_fifos(self, line: bytes, *, lvs: bool = False) -> None:
         paths = {s.path for s in (self._lvs_fifo_specs() if lvs else self._fifo_specs())}
@@ -412,8 +355,7 @@ class Notifier:
         except TimeoutError:
             for proc in list(self._running):
                 log.warning("Killing notify script pid %d at shutdown", proc.pid)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+                sigkill_group(proc)
             return False
         return await self.mailer.drain(max(0.0, deadline - loop.time()))
 
@@ -422,8 +364,7 @@ class Notifier:
         for task in list(self._workers):
             task.cancel()
         for proc in list(self._running):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            sigkill_group(proc)
             await proc.wait()
         self._running.clear()
         if self._workers:
@@ -434,7 +375,7 @@ class Notifier:
 
     async def _close_fifos(self) -> None:
         for proc in self._fifo_scripts:
-            await self._kill(proc)
+            await kill_group(proc, self.kill_grace_s)
         self._fifo_scripts.clear()
         for fd in self._fifos.values():
             os.close(fd)

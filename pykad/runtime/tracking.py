@@ -36,17 +36,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import grp
 import logging
 import os
-import pwd
-import shutil
-import signal
 import struct
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Final
 
+from pykad.adapters.scripts import RunAs, exec_path, kill_group, run_as, sigkill_group, spawn
 from pykad.config.model import Config, GlobalDefs, TrackFile, TrackProcess, VrrpScript
 from pykad.config.security import refused_scripts, script_key
 from pykad.fsm.events import TrackerChanged, TrackFileChanged
@@ -64,8 +60,6 @@ _INT_MIN: Final = -(2**31)
 _INT_MAX: Final = 2**31 - 1
 _LONG_MIN: Final = -(2**63)
 _LONG_MAX: Final = 2**63 - 1
-_SCRUBBED_ENV: Final = ("IFS", "LD_PRELOAD", "LD_LIBRARY_PATH")  # spec §6.3 [HEAD]
-_DEFAULT_SCRIPT_USER: Final = "keepalived_script"
 
 # --------------------------------------------------------------------------------------------
 # Pure parts: rise/fall, track file values, process quorum and matching
@@ -271,30 +265,15 @@ def count_processes(procs: Iterable[TrackProcess], proc_root: str = "/proc") -> 
 # Running vrrp_scripts
 
 
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    uid: int
-    gid: int
+Credentials = RunAs  # the uid/gid a script runs as (pykad.adapters.scripts)
 
 
 def script_credentials(script: VrrpScript, gdefs: GlobalDefs) -> Credentials | None:
     """Who runs the script (spec §4.2, §6.3): its ``user [group]``, else ``script_user``,
     else ``keepalived_script`` if that account exists, else the daemon itself (None).
     Raises KeyError for an unknown user or group."""
-    user, group = script.script.user, script.script.group
-    if user is None:
-        user, group = gdefs.script_user, gdefs.script_group
-    if user is None:
-        try:
-            pwd.getpwnam(_DEFAULT_SCRIPT_USER)
-        except KeyError:
-            return None
-        user = _DEFAULT_SCRIPT_USER
-    pw = pwd.getpwnam(user)
-    gid = pw.pw_gid if group is None else grp.getgrnam(group).gr_gid
-    if os.geteuid() != 0 or (pw.pw_uid, gid) == (os.getuid(), os.getgid()):
-        return None  # nothing to change (or we cannot: not root)
-    return Credentials(pw.pw_uid, gid)
+    own = (gdefs.script_user, gdefs.script_group)
+    return run_as(script.script.user, script.script.group, own)
 
 
 class ScriptRunner:
@@ -383,23 +362,10 @@ class ScriptRunner:
         if self._creds_error is not None:
             log.error("VRRP_Script(%s) cannot run: %s", self.name, self._creds_error)
             return False, self._creds_error
-        argv0 = argv[0] if "/" in argv[0] else shutil.which(argv[0]) or argv[0]
-        creds: dict[str, object] = {}
-        if self._creds is not None:
-            creds = {"user": self._creds.uid, "group": self._creds.gid, "extra_groups": []}
         try:
-            proc = await asyncio.create_subprocess_exec(
-                argv0,
-                *argv[1:],
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-                cwd="/",
-                env={k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV},
-                process_group=0,  # own group: a timeout kills the whole tree (spec §6.3)
-                **creds,  # type: ignore[arg-type]
-            )
+            proc = await spawn(argv, self._creds)
         except OSError as exc:
+            argv0 = exec_path(argv[0])
             log.error("VRRP_Script(%s) cannot exec %s: %s", self.name, argv0, exc.strerror)
             return self._status(None, f"cannot exec: {exc.strerror}")
         self._proc = proc
@@ -407,7 +373,7 @@ class ScriptRunner:
             status = await asyncio.wait_for(proc.wait(), self.script.effective_timeout_s)
         except TimeoutError:
             log.warning("VRRP_Script(%s) timed_out", self.name)
-            await self._kill(proc)
+            await kill_group(proc, self.kill_grace_s)  # §4.2: SIGTERM, SIGKILL 2 s later
             return self._status(None, "timed_out")
         finally:
             self._proc = None
@@ -423,26 +389,13 @@ class ScriptRunner:
         self.last_status = status
         return status == 0, why
 
-    async def _kill(self, proc: asyncio.subprocess.Process) -> None:
-        """SIGTERM the script's process group, SIGKILL it ``kill_grace_s`` later (§4.2)."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            try:
-                await asyncio.wait_for(proc.wait(), self.kill_grace_s)
-                return
-            except TimeoutError:
-                continue
-        await proc.wait()
-
     async def close(self) -> None:
         for task in (self._task, self._run):
             if task is not None:
                 task.cancel()
         proc = self._proc
         if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            sigkill_group(proc)
             await proc.wait()
         for task in (self._task, self._run):
             if task is not None:
