@@ -23,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, Self
@@ -380,6 +380,30 @@ class PykadFixture(DaemonFixture):
 
 StartDaemon = Callable[[type[DaemonFixture], Node, DaemonConfig], DaemonFixture]
 """What the tests' ``start`` fixture is: start a daemon of a kind on a node with a config."""
+
+
+@contextlib.contextmanager
+def daemon_starter(
+    workdir: Path,
+) -> Iterator[Callable[[type[DaemonFixture], Node, DaemonConfig | str], DaemonFixture]]:
+    """The body of the tests' ``start`` fixtures: starts daemons with their files under
+    ``workdir``; at exit closes every one (SIGTERM by PID) and prints their logs, so that a
+    failing test shows them."""
+    started: list[DaemonFixture] = []
+
+    def _start(kind: type[DaemonFixture], node: Node, config: DaemonConfig | str) -> DaemonFixture:
+        daemon = kind(node, config, workdir=workdir / f"{node.name}-{len(started)}")
+        started.append(daemon)
+        return daemon.start()
+
+    try:
+        yield _start
+    finally:
+        for daemon in started:
+            daemon.close()
+        for daemon in started:
+            print(f"==== log of {daemon.label} (pid {daemon.proc.pid if daemon.proc else '-'})")
+            print("\n".join(daemon.lines))
 
 
 def entering(state: str, instance: str = "VI_1") -> str:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pykad.testing.keepalived import KEEPALIVED, DaemonConfig, DaemonFixture, StartDaemon
-from pykad.testing.netns import Lab, Node
+from pykad.testing.keepalived import KEEPALIVED, StartDaemon, daemon_starter
+from pykad.testing.netns import Lab
 
 
 @pytest.fixture(autouse=True)
@@ -31,18 +31,5 @@ def lab() -> Iterator[Lab]:
 
 @pytest.fixture
 def start(tmp_path: Path) -> Iterator[StartDaemon]:
-    started: list[DaemonFixture] = []
-
-    def _start(kind: type[DaemonFixture], node: Node, config: DaemonConfig) -> DaemonFixture:
-        daemon = kind(node, config, workdir=tmp_path / f"{node.name}-{len(started)}")
-        started.append(daemon)
-        return daemon.start()
-
-    try:
-        yield _start
-    finally:
-        for daemon in started:
-            daemon.close()
-        for daemon in started:
-            print(f"==== log of {daemon.label} (pid {daemon.proc.pid if daemon.proc else '-'})")
-            print("\n".join(daemon.lines))
+    with daemon_starter(tmp_path) as start:
+        yield start

@@ -32,6 +32,7 @@ from pykad.testing.keepalived import (
     Instance,
     PykadFixture,
     StartDaemon,
+    daemon_starter,
     elect,
     entering,
     pair_configs,
@@ -49,21 +50,12 @@ WAIT_S = 30.0  # generous: the host is shared and loaded
 @pytest.fixture
 def start_text(tmp_path: Path) -> Iterator[StartText]:
     """Start pykad on a node with a keepalived.conf text (the configs/ files as they are)."""
-    started: list[DaemonFixture] = []
+    with daemon_starter(tmp_path) as start:
 
-    def _start(node: Node, text: str) -> DaemonFixture:
-        daemon = PykadFixture(node, text, workdir=tmp_path / f"{node.name}-{len(started)}")
-        started.append(daemon)
-        return daemon.start()
+        def _start(node: Node, text: str) -> DaemonFixture:
+            return start(PykadFixture, node, text)
 
-    try:
         yield _start
-    finally:
-        for daemon in started:
-            daemon.close()
-        for daemon in started:
-            print(f"==== log of {daemon.label}")
-            print("\n".join(daemon.lines))
 
 
 class StartText(Protocol):
