@@ -25,8 +25,10 @@ import shutil
 import signal
 from dataclasses import dataclass
 
+# the start-up check (config.security, a lower layer) and the runner agree on the default user
+from pykad.config.security import DEFAULT_SCRIPT_USER
+
 SCRUBBED_ENV = ("IFS", "LD_PRELOAD", "LD_LIBRARY_PATH")
-DEFAULT_SCRIPT_USER = "keepalived_script"
 
 
 @dataclass(frozen=True, slots=True)
