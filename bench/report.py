@@ -328,7 +328,8 @@ def profile_section(data: dict[str, Any]) -> list[str] | None:
         "py-spy samples (200/s, non-blocking) of the pykad master and backup, taken right "
         "after the measuring window (a sampler costs the sampled process, so not during "
         "it). Share of the samples with the function on top of the stack (self), for the "
-        "functions of pykad, asyncio, pyroute2 and the standard library alike.",
+        "functions of pykad, asyncio, pyroute2 and the standard library alike; py-spy leaves "
+        "out the samples of an idle thread, so a nearly idle daemon has few samples.",
     ]
     for case, prof in found:
         for role in ("master", "backup"):
