@@ -150,26 +150,35 @@ def test_notify_arguments_and_fifo_lines_follow_the_transitions(
     (d1 / "prio").write_text("-100\n")
     two.wait_for_log(entering("MASTER", "VI_C"), timeout=WAIT_S, since=m2)
     one.wait_for_log(entering("BACKUP", "VI_C"), timeout=WAIT_S, since=m1)
+    # Each notify_master records the VIPs it sees when it runs, and scripts run after the
+    # transition (asynchronously, in order): let it run before the VIP moves on again.
+    n1, n2 = d1 / "notify.log", d2 / "notify.log"
+    _wait_recorded(n2, "master VI_C")
     m1, m2 = one.mark(), two.mark()
     (d1 / "prio").write_text("0\n")
     one.wait_for_log(entering("MASTER", "VI_C"), timeout=WAIT_S, since=m1)
     two.wait_for_log(entering("BACKUP", "VI_C"), timeout=WAIT_S, since=m2)
+    _wait_recorded(n1, "master VI_C", count=2)
 
     # 2. the sync group fails over when r1 stops, and comes back when it restarts (preempt)
     m2 = two.mark()
     assert one.stop() == 0
-    for name in ("VI_A", "VI_B"):
+    for name in VIPS:
         two.wait_for_log(entering("MASTER", name), timeout=WAIT_S, since=m2)
+    for text, count in (("master VI_A", 1), ("master VI_B", 1), ("master VI_C", 2)):
+        _wait_recorded(n2, text, count)
+    _wait_recorded(n2, "gmaster")
     m2 = two.mark()
     one = start(PykadFixture, r1, c1)
     for name in ("VI_A", "VI_B"):
         one.wait_for_log(entering("MASTER", name), timeout=WAIT_S)
         two.wait_for_log(entering("BACKUP", name), timeout=WAIT_S, since=m2)
-    _wait_recorded(d1 / "notify.log", "gmaster")
+    one.wait_for_log(entering("MASTER", "VI_C"), timeout=WAIT_S)
+    for text, count in (("master VI_A", 2), ("master VI_B", 2), ("master VI_C", 3), ("gmaster", 2)):
+        _wait_recorded(n1, text, count)  # r1's second start
     assert two.stop() == 0  # the backup first: r1 stays MASTER until its own STOP
     assert one.stop() == 0
 
-    n1, n2 = d1 / "notify.log", d2 / "notify.log"
     up = ["BACKUP 150", "MASTER 150"]  # spec §6.1: BACKUP (init) is notified too
     assert _events(n1, "VI_A") == [*up, "STOP 150", *up, "STOP 150"]
     assert _events(n1, "VI_B") == [*up, "STOP 150", *up, "STOP 150"]
