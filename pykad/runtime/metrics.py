@@ -147,6 +147,18 @@ class _Families:
 
 
 @dataclass(frozen=True, slots=True)
+class ScriptSample:
+    """One vrrp_script as its runner sees it (pykad.runtime.tracking.ScriptRunner)."""
+
+    name: str
+    up: bool | None  # last rise/fall verdict; None before the first result
+    runs: int = 0
+    skipped: int = 0  # ticks skipped because the previous run was still going
+    last_duration_s: float | None = None
+    duration_total_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessInfo:
     """The standard ``process_*`` metrics of the Prometheus client libraries."""
 
@@ -190,10 +202,10 @@ def render_metrics(
     version: str,
     announced: Mapping[tuple[str, str], int] | None = None,
     process: ProcessInfo | None = None,
-    scripts: Iterable[tuple[str, bool | None]] = (),
+    scripts: Iterable[ScriptSample] = (),
 ) -> str:
     """The whole exposition. ``announced``: frames sent per (interface, "arp"|"na");
-    ``scripts``: (vrrp_script name, last result: True good, False bad, None none yet)."""
+    ``scripts``: every running vrrp_script."""
     fam = _Families()
     fam("keepalived_up", "gauge", "1 while pykad is running.").add(1)
     fam("pykad_build_info", "gauge", "pykad's version.").add(1, version=version)
@@ -209,13 +221,36 @@ def render_metrics(
     )
     for (intf, kind), n in sorted((announced or {}).items()):
         (garp if kind == "arp" else na).add(n, intf=intf)
-    status = fam("keepalived_script_status", "gauge", "Last vrrp_script result: 1 good, 0 bad.")
-    for name, good in sorted(set(scripts)):
-        if good is not None:
-            status.add(int(good), name=name)
+    _scripts(fam, scripts)
     if process is not None:
         _process(fam, process)
     return fam.render()
+
+
+def _scripts(fam: _Families, scripts: Iterable[ScriptSample]) -> None:
+    status = fam("keepalived_script_status", "gauge", "Last vrrp_script result: 1 good, 0 bad.")
+    runs = fam("pykad_script_runs_total", "counter", "Completed vrrp_script runs.")
+    skipped = fam(
+        "pykad_script_skipped_runs_total",
+        "counter",
+        "vrrp_script runs skipped because the previous run was still going.",
+    )
+    total = fam(
+        "pykad_script_duration_seconds_total",
+        "counter",
+        "Wall time of all completed vrrp_script runs (divide by runs for the mean).",
+    )
+    last = fam(
+        "pykad_script_last_duration_seconds", "gauge", "Wall time of the last vrrp_script run."
+    )
+    for s in sorted(scripts, key=lambda s: s.name):
+        if s.up is not None:
+            status.add(int(s.up), name=s.name)
+        runs.add(s.runs, name=s.name)
+        skipped.add(s.skipped, name=s.name)
+        total.add(s.duration_total_s, name=s.name)
+        if s.last_duration_s is not None:
+            last.add(s.last_duration_s, name=s.name)
 
 
 def _instance(fam: _Families, d: InstanceDriver) -> None:

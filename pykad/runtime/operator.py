@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pykad import __version__
 from pykad.runtime.control import CommandError, ControlError, ControlServer
-from pykad.runtime.metrics import MetricsServer, process_info, render_metrics
+from pykad.runtime.metrics import MetricsServer, ScriptSample, process_info, render_metrics
 from pykad.runtime.status import DaemonInfo, status_document
 
 if TYPE_CHECKING:
@@ -97,10 +97,18 @@ class Operator:
         d = self.daemon
         drivers = [s.driver for s in d.slots.values()]
         announcer = d._announcer  # PacketAnnouncer counts frames; a test's fake may not
-        # a vrrp_script's state as the instances tracking it last heard it
-        scripts = {
-            (t.name, t.up) for drv in drivers for t in drv.machine.tracked if t.kind == "script"
-        }
+        # from the runners: one per vrrp_script, whatever tracks it
+        scripts = [
+            ScriptSample(
+                name=r.name,
+                up=r.up,
+                runs=r.runs,
+                skipped=r.skipped,
+                last_duration_s=r.last_duration_s,
+                duration_total_s=r.duration_total_s,
+            )
+            for r in d.trackers.scripts.values()
+        ]
         return render_metrics(
             drivers,
             version=__version__,

@@ -300,6 +300,8 @@ class ScriptRunner:
         self.runs = 0  # completed runs
         self.skipped = 0  # ticks skipped because the previous run was still going
         self.last_status: int | None = None  # exit status of the last run (-signal, None)
+        self.last_duration_s: float | None = None  # wall time of the last completed run
+        self.duration_total_s = 0.0  # over all completed runs (metrics: rate / runs)
         self._creds: Credentials | None = None
         self._creds_error: str | None = None
         try:
@@ -346,7 +348,11 @@ class ScriptRunner:
             await asyncio.sleep(next_at - now)
 
     async def _run_once(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         ok, why = await self._execute()
+        self.last_duration_s = loop.time() - started
+        self.duration_total_s += self.last_duration_s
         self.runs += 1
         changed = self.counter.record(ok)
         if changed is True:

@@ -23,6 +23,7 @@ from pykad.runtime.driver import InstanceDriver, Ports
 from pykad.runtime.metrics import (
     MetricsServer,
     ProcessInfo,
+    ScriptSample,
     parse_listen,
     process_info,
     render_metrics,
@@ -289,7 +290,13 @@ def test_metrics_parse_and_carry_the_exporter_names(vloop: asyncio.AbstractEvent
         version="0.1.0",
         announced={("eth0", "arp"): 10, ("eth0", "na"): 3},
         process=process_info(),
-        scripts=[("chk_web", True), ("chk_db", False), ("chk_new", None)],
+        scripts=[
+            ScriptSample("chk_web", True, runs=4, last_duration_s=0.25, duration_total_s=1.5),
+            ScriptSample(
+                "chk_db", False, runs=1, skipped=2, last_duration_s=2.0, duration_total_s=2.0
+            ),
+            ScriptSample("chk_new", None),
+        ],
     )
     found = samples(text)
     a, b = (
@@ -318,6 +325,13 @@ def test_metrics_parse_and_carry_the_exporter_names(vloop: asyncio.AbstractEvent
     assert value(found, "keepalived_unsolicited_na_sent_total", intf="eth0") == 3
     scripts = {s.labels["name"]: s.value for s in found["keepalived_script_status"]}
     assert scripts == {"chk_web": 1, "chk_db": 0}  # no result yet: no series
+    assert value(found, "pykad_script_runs_total", name="chk_web") == 4
+    assert value(found, "pykad_script_runs_total", name="chk_new") == 0
+    assert value(found, "pykad_script_skipped_runs_total", name="chk_db") == 2
+    assert value(found, "pykad_script_duration_seconds_total", name="chk_web") == 1.5
+    assert value(found, "pykad_script_last_duration_seconds", name="chk_db") == 2.0
+    last = {s.labels["name"] for s in found["pykad_script_last_duration_seconds"]}
+    assert last == {"chk_web", "chk_db"}  # never ran: no last duration
     assert value(found, "keepalived_vrrp_tracked_up", **a, kind="interface", name="eth1") == 1
     assert (
         value(

@@ -134,6 +134,10 @@ async def test_hanging_script_is_killed_at_its_timeout_and_runs_never_overlap(
     runner.start()
     assert await events.next() == TrackerChanged("script", "chk", False)
     assert "VRRP_Script(chk) timed_out" in caplog.text
+    # the run was killed at its timeout, so it lasted at least that long (metrics report it)
+    assert runner.last_duration_s is not None
+    assert runner.last_duration_s >= 0.5
+    assert runner.duration_total_s >= runner.last_duration_s
     await wait_until(lambda: runner.skipped > 0, "a skipped tick")
     assert "Track script chk is already running, expect idle - skipping run" in caplog.text
     await runner.close()
