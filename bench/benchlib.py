@@ -118,15 +118,6 @@ def median(xs: Iterable[float]) -> float | None:
     return statistics.median(vals) if vals else None
 
 
-def wait_quiet(threshold: float, max_wait: float) -> float:
-    """Wait (up to ``max_wait`` s) until the 1-minute load average is below ``threshold``;
-    return the load average at the end. Other users of the cores make numbers noisy."""
-    deadline = time.monotonic() + max_wait
-    while os.getloadavg()[0] >= threshold and time.monotonic() < deadline:
-        threading.Event().wait(5.0)
-    return os.getloadavg()[0]
-
-
 # -- /proc accounting: keepalived forks a VRRP child, so a daemon is a process tree ---------
 
 
