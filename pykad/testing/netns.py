@@ -450,8 +450,26 @@ class Lab:
         """Take the node's bridge port down: its frames no longer reach anyone (crash model)."""
         self.run(self.bridge_ns, [IP, "link", "set", node.port, "down"])
 
-    def restore(self, node: Node) -> None:
+    def restore(self, node: Node, *, timeout: float = 5.0) -> None:
+        """Bring the node's bridge port back, and return once it forwards frames again.
+
+        ``ip link set up`` returns before the veth's carrier is up and the bridge port is in
+        the forwarding state; a probe sent in between is lost (seen in a loaded CI run)."""
         self.run(self.bridge_ns, [IP, "link", "set", node.port, "up"])
+        deadline = time.monotonic() + timeout
+        while True:
+            (link,) = json.loads(
+                self.run(self.bridge_ns, [IP, "-j", "-d", "link", "show", "dev", node.port])
+            )
+            port_state = link.get("linkinfo", {}).get("info_slave_data", {}).get("state")
+            if link.get("operstate") == "UP" and port_state == "forwarding":
+                return
+            if time.monotonic() >= deadline:
+                raise LabError(
+                    f"{self.bridge_ns}: port {node.port} not forwarding after {timeout} s"
+                    f" (operstate {link.get('operstate')}, bridge state {port_state})"
+                )
+            threading.Event().wait(0.02)
 
     @property
     def processes(self) -> list[subprocess.Popen[bytes]]:
