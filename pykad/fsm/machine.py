@@ -663,6 +663,10 @@ class VrrpMachine:
                 tuple(r for r in cfg.virtual_rules if r not in old.virtual_rules),
             )
             effects += [e for e in (gone, added) if e.addresses or e.routes or e.rules]
+            if added.addresses:
+                # spec §7.2: VIPs a reload adds are announced, as at MASTER entry, so that
+                # neighbours learn them now rather than at the next refresh
+                effects.append(Announce(added.addresses, cfg.garp_master_repeat))
         effects += self._after_tracking(now, "reload")
         if self._state is State.MASTER:
             # spec §5.2 step 6: a MASTER stays MASTER (no notify) and advertises at once

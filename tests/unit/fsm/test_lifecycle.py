@@ -11,7 +11,7 @@ import pytest
 from pykad.config.model import Notify as NotifyCfg
 from pykad.config.model import TrackInterface, VirtualRoute, VirtualRule
 from pykad.errors import InvalidTransition
-from pykad.fsm.effects import InstallVips, Log, Notify, RemoveVips, SendAdvert, Transition
+from pykad.fsm.effects import Announce, InstallVips, Log, Notify, RemoveVips, SendAdvert, Transition
 from pykad.fsm.events import (
     GroupForce,
     Reconfigure,
@@ -90,10 +90,18 @@ def test_reload_keeps_master_and_diffs_addresses() -> None:
         SendAdvert(100),
         RemoveVips((vip("192.0.2.101/24"),), (), (rule,)),
         InstallVips((vip("192.0.2.102/24"),), (route,), ()),
+        Announce((vip("192.0.2.102/24"),), 5),  # only the added VIP, garp_master_repeat times
     ]
     assert m.state is State.MASTER
     assert m.next_deadline() == 6.0
     assert not [e for e in effects if isinstance(e, Notify | Transition)]  # no duplicate notify
+
+
+def test_reload_adding_only_a_route_announces_nothing() -> None:
+    m = master_machine()
+    route = VirtualRoute(dst=ipaddress.ip_network("203.0.113.0/24"))
+    effects = m.handle(Reconfigure(dataclasses.replace(m.cfg, virtual_routes=(route,))), 5.0)
+    assert effects == [SendAdvert(100), InstallVips((), (route,), ())]
 
 
 def test_reload_unchanged_master_only_adverts() -> None:
