@@ -93,6 +93,11 @@ def test_status_follows_failover_and_preemption(lab: Lab, start: StartDaemon) ->
     r1.wait_address(VIP, timeout=10)
 
     one, two = status(m), status(b)
+    # the backup knows the master only once it has heard an advert (bounded wait)
+    deadline = time.monotonic() + 10
+    while vi1(two)["master"] is None and time.monotonic() < deadline:
+        threading.Event().wait(0.05)
+        two = status(b)
     assert one["daemon"]["pid"] == m.pid
     assert vi1(one)["state"] == "MASTER"
     assert vi1(one)["master"] == {"address": str(r1.ip4), "self": True, "priority": 150}
