@@ -11,9 +11,21 @@ The contract with the load-balancer side (``pykad.runtime``):
   runs one task per checker. Whenever a real server's ``alive`` or effective ``weight``
   changes, ``on_change(RsChange)`` is called, synchronously, from the event loop. The
   callback must not block; it may schedule its own work.
-* :meth:`CheckerSet.set_enabled` implements ``ha_suspend`` (checkers of a VS do not probe
-  while its VIP is not configured here); :meth:`CheckerSet.set_file_value` feeds FILE_CHECK
-  with a track file's new value (the track-file watcher lives in the runtime).
+* ``on_alert(CheckerAlert)`` (optional) is called when one checker changes state, which is
+  when keepalived's checkers send their SMTP alert for a real server (spec §9.6): the alert
+  names the checker's words ("=> TCP CHECK failed on service <=") and the real server's
+  alive state after the change. Whether a mail goes out is the runtime's business.
+* :meth:`CheckerSet.set_local_addresses` implements ``ha_suspend`` (spec §9.2: checkers of
+  a VS do not probe while its address is not configured here, and keep their state);
+  :meth:`CheckerSet.set_file_value` feeds FILE_CHECK with a track file's new value (the
+  track-file watcher lives in the runtime).
+* ``CheckerSet(new_lvs, ..., previous=old_set)`` is a reload (spec §9.6 "state of unchanged
+  checkers migrated", keepalived ``migrate_checkers``): a checker of a real server that
+  stays (same VS and RS keys) and whose configuration is equal to one of the old checkers
+  of that real server takes over that checker's state - up/down, retry counter, dynamic
+  weight delta, ha_suspend activity and its next run time. New and changed checkers start
+  fresh. Stop the old set (:meth:`stop`) before building the new one: a probe the stop
+  abandoned is due again at once.
 
 Real servers are keyed by :func:`vs_key` / :func:`rs_key` (addresses and ports, as keepalived
 matches them on reload), never by object identity.
@@ -26,7 +38,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from pykad.check.core import (
@@ -64,6 +76,7 @@ from pykad.config.model_lvs import (
     TcpCheck,
     UdpCheck,
     VirtualServer,
+    VirtualServerGroup,
 )
 
 log = logging.getLogger(__name__)
@@ -81,6 +94,20 @@ def rs_key(rs: RealServer) -> RsKey:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckerAlert:
+    """One checker of ``rs`` went ``up`` (or down); the real server is now ``rs_alive``.
+
+    ``body`` is keepalived's alert text for this checker (``=> TCP CHECK succeed on service
+    <=``)."""
+
+    vs: VirtualServer
+    rs: RealServer
+    up: bool
+    rs_alive: bool
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
 class RsChange:
     """A real server's health changed: it is now ``alive`` with effective ``weight``."""
 
@@ -91,6 +118,7 @@ class RsChange:
 
 
 ChangeCallback = Callable[[RsChange], None]
+AlertCallback = Callable[[CheckerAlert], None]
 ProbeFactory = Callable[[Checker], Probe | None]
 
 
@@ -179,16 +207,40 @@ def log_line(
             return f"TCP_CHECK on service {target} failed{after}."
 
 
+def alert_body(checker: CheckerBase, ok: bool, detail: str) -> str:
+    """The body of keepalived's SMTP alert when ``checker`` goes up (``ok``) or down (the
+    strings of check_tcp.c, check_http.c, check_smtp.c, check_dns.c, check_udp.c,
+    check_ping.c and check_misc.c; HTTP/SSL and SMTP name the failure's reason)."""
+    verdict = "succeed" if ok else "failed"
+    match checker:
+        case HttpCheck() | SmtpCheck():
+            if not ok and detail:
+                return f"=> CHECK failed on service : {detail} <="
+            return f"=> CHECK {verdict} on service <="
+        case DnsCheck():
+            return f"=> DNS_CHECK: {verdict} on service <="
+        case UdpCheck():
+            word = "UDP CHECK"
+        case PingCheck():
+            word = "ICMP CHECK"
+        case MiscCheck():
+            word = "MISC CHECK"
+        case _:
+            word = "TCP CHECK"
+    return f"=> {word} {verdict} on service <="
+
+
 # --------------------------------------------------------------------------------------------
 
 
 class _Server:
     """One real server of one virtual server: its health and its checkers."""
 
-    __slots__ = ("health", "rs", "vs")
+    __slots__ = ("health", "rs", "runnables", "vs")
 
     def __init__(self, vs: VirtualServer, rs: RealServer, health: RsHealth) -> None:
         self.vs, self.rs, self.health = vs, rs, health
+        self.runnables: dict[int, _Runnable] = {}  # by checker index
 
 
 @dataclass(slots=True)
@@ -208,6 +260,33 @@ class _FileWatch:
     reverse: bool
 
 
+AddressMatch = Callable[[IPAddress], bool]
+
+
+def _vs_addresses(vs: VirtualServer, groups: Mapping[str, VirtualServerGroup]) -> AddressMatch:
+    """Whether an address is one of ``vs``'s (its own, or one in its group's ranges)."""
+    if vs.address is not None:
+        own = vs.address
+        return lambda a: a == own
+    group = groups.get(vs.group or "")
+    ranges = [] if group is None else [(int(r.first), int(r.last), r.family) for r in group.ranges]
+    return lambda a: any(lo <= int(a) <= hi and a.version == fam for lo, hi, fam in ranges)
+
+
+def _migrated(
+    old: _Server | None, checker: Checker, taken: set[int]
+) -> tuple[int, _Runnable | None] | None:
+    """The index (and runnable) of an old checker of the same real server with the same
+    configuration that no other new checker took yet; None for a new/changed checker."""
+    if old is None:
+        return None
+    for index, previous in enumerate(old.rs.checkers):
+        if index not in taken and previous == checker:
+            taken.add(index)
+            return index, old.runnables.get(index)
+    return None
+
+
 class CheckerSet:
     """Runs all checkers of an :class:`LvsConfig` and reports real-server health changes."""
 
@@ -216,19 +295,25 @@ class CheckerSet:
         lvs: LvsConfig,
         on_change: ChangeCallback,
         *,
+        on_alert: AlertCallback | None = None,
         track_files: Mapping[str, TrackFile] | None = None,
         file_values: Mapping[str, int] | None = None,
         default_script_user: tuple[str | None, str | None] = (None, None),
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
         probe_factory: ProbeFactory | None = None,
+        previous: CheckerSet | None = None,
     ) -> None:
-        """``track_files``: the configured track files by name (FILE_CHECK without its own
+        """``on_alert``: called when a checker changes state (SMTP alerts);
+        ``track_files``: the configured track files by name (FILE_CHECK without its own
         weight takes the file's); ``file_values``: their current values (missing = 0);
         ``clock``: the time source (the event loop's clock on Linux); ``rand``: the warmup
-        randomness in [0, 1]; ``probe_factory``: replaces :func:`probe_for` (tests, bench).
+        randomness in [0, 1]; ``probe_factory``: replaces :func:`probe_for` (tests, bench);
+        ``previous``: the set of the configuration before a reload, already stopped, whose
+        unchanged checkers' state is migrated.
         """
         self._on_change = on_change
+        self._on_alert = on_alert
         self._clock = clock
         self._rand = rand
         self._tracks = dict(track_files or {})
@@ -240,19 +325,41 @@ class CheckerSet:
         self._files: dict[str, list[_FileWatch]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        groups = {g.name: g for g in lvs.virtual_server_groups}
+        # ha_suspend (spec §9.2): which virtual servers follow which addresses
+        self._suspendable: dict[VsKey, AddressMatch] = {}
+        self._local: frozenset[IPAddress] | None = None  # unknown until the runtime says
         values = dict(file_values or {})
         now = clock()
+        old = previous._servers if previous is not None else {}
         for vs in lvs.virtual_servers:
+            if vs.ha_suspend:
+                if vs.address is None and vs.group is None:
+                    log.warning(
+                        "VS %s: ha_suspend needs an address to follow - ignored for fwmark",
+                        vs.label,
+                    )
+                else:
+                    self._suspendable[vs_key(vs)] = _vs_addresses(vs, groups)
             for rs in vs.real_servers:
-                self._add_server(vs, rs, values, now)
+                prev = old.get((vs_key(vs), rs_key(rs)))
+                self._add_server(vs, rs, values, now, prev)
+        if previous is not None and previous._local is not None:
+            self.set_local_addresses(previous._local)
 
     def _add_server(
-        self, vs: VirtualServer, rs: RealServer, values: Mapping[str, int], now: float
+        self,
+        vs: VirtualServer,
+        rs: RealServer,
+        values: Mapping[str, int],
+        now: float,
+        old: _Server | None,
     ) -> None:
         initial: list[bool] = []
         deltas: list[int] = []
-        runnable: list[tuple[int, CheckerBase, Probe]] = []
+        runnable: list[tuple[int, CheckerBase, Probe, RetrySchedule | None]] = []
         watches: list[tuple[int, str, int, bool]] = []
+        taken: set[int] = set()
         for index, checker in enumerate(rs.checkers):
             up, delta = True, 0
             if isinstance(checker, FileCheck):
@@ -272,20 +379,32 @@ class CheckerSet:
                 log.warning("%s is not supported - treating it as up", type(checker).__name__)
             else:
                 up = not checker.alpha
-                runnable.append((index, checker, probe))
+                schedule = None
+                match = _migrated(old, checker, taken)
+                if match is not None and old is not None:
+                    # keepalived migrate_checkers: same checker, same state and counters
+                    old_index, previous = match
+                    up = old.health.checker_up(old_index)
+                    delta = old.health.checker_delta(old_index)
+                    schedule = previous.schedule if previous is not None else None
+                    if schedule is not None and old.vs.ha_suspend != vs.ha_suspend:
+                        schedule.enabled = not vs.ha_suspend
+                runnable.append((index, checker, probe, schedule))
             initial.append(up)
             deltas.append(delta)
         server = _Server(vs, rs, RsHealth(rs.weight, initial, deltas))
         self._servers[(vs_key(vs), rs_key(rs))] = server
-        for index, base, probe in runnable:
+        for index, base, probe, carried in runnable:
             fast = isinstance(base, HttpCheck) and base.fast_recovery
-            schedule = RetrySchedule(
+            schedule = carried or RetrySchedule(
                 Timing.of(base, fast_recovery=fast),
                 now=now,
                 rand=self._rand(),
                 enabled=not vs.ha_suspend,
             )
-            self._runnables.append(_Runnable(server, index, base, schedule, probe))
+            r = _Runnable(server, index, base, schedule, probe)
+            server.runnables[index] = r
+            self._runnables.append(r)
         for index, name, weight, reverse in watches:
             self._files.setdefault(name, []).append(_FileWatch(server, index, weight, reverse))
 
@@ -311,6 +430,11 @@ class CheckerSet:
         """Whether checker ``index`` of ``rs.checkers`` is up."""
         return self._servers[(vs_key(vs), rs_key(rs))].health.checker_up(index)
 
+    def schedule(self, vs: VirtualServer, rs: RealServer, index: int) -> RetrySchedule | None:
+        """The retry schedule of checker ``index`` of ``rs.checkers`` (None: not polled)."""
+        r = self._servers[(vs_key(vs), rs_key(rs))].runnables.get(index)
+        return None if r is None else r.schedule
+
     def __iter__(self) -> Iterator[tuple[VirtualServer, RealServer, RsState]]:
         for s in self._servers.values():
             yield s.vs, s.rs, s.health.state
@@ -323,17 +447,29 @@ class CheckerSet:
     # ------------------------------------------------------------------------ inputs
 
     def set_enabled(self, vs: VirtualServer, enabled: bool) -> None:
-        """``ha_suspend``: enable/disable the checkers of ``vs`` (effective at their next run)."""
-        key = vs_key(vs)
+        """``ha_suspend``: enable/disable the checkers of ``vs`` (effective at their next run;
+        a suspended checker keeps its state, keepalived ``update_checker_activity``)."""
+        self._set_enabled(vs_key(vs), enabled)
+
+    def _set_enabled(self, key: VsKey, enabled: bool) -> None:
         for r in self._runnables:
             if vs_key(r.server.vs) == key and r.schedule.enabled != enabled:
                 r.schedule.enabled = enabled
                 log.info(
-                    "%sctivating healthchecker for service %s for VS %s",
-                    "A" if enabled else "Dea",
+                    "%s healthchecker for service %s for VS %s",
+                    "Activating" if enabled else "Suspending",
                     hostport(r.server.rs.address, r.server.rs.port),
-                    vs.label,
+                    r.server.vs.label,
                 )
+
+    def set_local_addresses(self, addresses: Iterable[IPAddress]) -> None:
+        """``ha_suspend`` (spec §9.2): the addresses now configured on local interfaces. The
+        checkers of a VS with ``ha_suspend`` run while one of its addresses is among them
+        (a master director) and are suspended otherwise (a backup director)."""
+        local = frozenset(addresses)
+        self._local = local
+        for key, matches in self._suspendable.items():
+            self._set_enabled(key, any(matches(a) for a in local))
 
     def set_file_value(self, name: str, value: int) -> None:
         """FILE_CHECK: track file ``name`` now reads ``value``."""
@@ -406,6 +542,18 @@ class CheckerSet:
         ):
             delta = misc_dynamic_delta(result.exit_status, server.rs.weight)
         self._update(server, r.index, up=outcome.up, delta=delta)
+        if outcome.changed and self._on_alert is not None:
+            # keepalived's epilogues mail after update_svr_checker_state, with the real
+            # server's new alive state in the subject
+            self._on_alert(
+                CheckerAlert(
+                    server.vs,
+                    server.rs,
+                    outcome.up,
+                    server.health.state.alive,
+                    alert_body(checker, outcome.up, result.detail),
+                )
+            )
 
     def _update(self, server: _Server, index: int, *, up: bool, delta: int | None) -> None:
         changed = server.health.update(index, up=up, delta=delta)
@@ -414,12 +562,15 @@ class CheckerSet:
 
 
 __all__ = [
+    "AlertCallback",
     "ChangeCallback",
+    "CheckerAlert",
     "CheckerSet",
     "RsChange",
     "RsKey",
     "RsState",
     "VsKey",
+    "alert_body",
     "probe_for",
     "rs_key",
     "vs_key",

@@ -153,9 +153,10 @@ class RetrySchedule:
         return Outcome(self.is_up, self.is_up != was_up, report, self._due)
 
     def cancel(self, now: float) -> None:
-        """A running probe was abandoned (shutdown/reload): reschedule without a verdict."""
+        """A running probe was abandoned (shutdown/reload) without a verdict: it is due again
+        at once, so a reload that migrates this schedule (spec §9.6) does not skip a check."""
         self._running = False
-        self._due = now + self.timing.delay_loop_s
+        self._due = now
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,6 +223,10 @@ class RsHealth:
     @property
     def state(self) -> RsState:
         return RsState(all(self._up), clamp_weight(self.configured_weight + sum(self._deltas)))
+
+    def checker_delta(self, index: int) -> int:
+        """Checker ``index``'s weight delta (``cur_weight``)."""
+        return self._deltas[index]
 
     @property
     def failed(self) -> int:

@@ -133,8 +133,17 @@ class LvsNotify:
     fifo_line: str  # without the newline
 
 
+@dataclass(frozen=True, slots=True)
+class LvsMail:
+    """An SMTP alert (spec §9.6): ``subject`` without the ``[router_id] `` prefix, which the
+    mailer adds, as keepalived's smtp.c does for every alert."""
+
+    subject: str
+    body: str
+
+
 IpvsEffect = AddService | EditService | DeleteService | AddDest | EditDest | DeleteDest | FlushIpvs
-LvsEffect = IpvsEffect | LvsNotify
+LvsEffect = IpvsEffect | LvsNotify | LvsMail
 
 # ----------------------------------------------------------------------- model -> IPVS values
 
@@ -263,6 +272,12 @@ def format_rs(
 ) -> str:
     """keepalived's FMT_RS: the real server with the service's protocol."""
     return hostport(address, port, _proto_word(vs))
+
+
+def rs_mail_subject(vs: VirtualServer, rs: RealServer, alive: bool) -> str:
+    """keepalived's SMTP_MSG_RS subject (after ``[router_id] ``)."""
+    rs_name = format_rs(vs, rs.address, rs.port)
+    return f"Realserver {rs_name} of virtual server {format_vs(vs)} - {'UP' if alive else 'DOWN'}"
 
 
 def _proto_word(vs: VirtualServer) -> str:
@@ -394,9 +409,11 @@ class Balancer:
                     rs.alive = False
                     if vs.cfg.omega:  # omega: the RS and VS notifiers run on the way down
                         notes.append(self._rs_notify(vs, rs))
+                        notes += self._rs_mail(vs, rs, "=> Shutting down <=")
             vs.quorum_up, vs.sorry_active = False, False
             if vs.cfg.omega:
                 notes.append(self._vs_notify(vs))
+                notes += self._vs_mail(vs, "=> Shutting down <=")
         if flush:
             self._programmed.clear()
             return [FlushIpvs(), *notes]
@@ -420,6 +437,8 @@ class Balancer:
                 if vs.quorum_up:
                     vs.quorum_up = False
                     notes.append(self._vs_notify(vs))
+                    q, h = vs.cfg.quorum, vs.cfg.hysteresis
+                    notes += self._vs_mail(vs, f"=> Lost quorum {q}-{h}={q - h} > 0 <=")
                 continue
             gone = {k: rs for k, rs in vs.servers.items() if k not in new[key].servers}
             for rsk in gone:
@@ -446,6 +465,7 @@ class Balancer:
             if rs.alive:
                 rs.alive = False
                 notes.append(self._rs_notify(vs, rs))
+                notes += self._rs_mail(vs, rs, "=> Removing <=")
         return notes
 
     def _update_quorum(self, vs: _Vs, *, init: bool) -> list[LvsEffect]:
@@ -465,7 +485,8 @@ class Balancer:
                 )
                 log.info("Adding alive servers to the pool for VS %s", vs.name)
                 vs.sorry_active = False
-            return [self._vs_notify(vs)]
+            what = "Starting with quorum up" if init else "Gained quorum"
+            return [self._vs_notify(vs), *self._vs_mail(vs, f"=> {what} {q}+{h}={q + h} <= {w} <=")]
         losing = vs.quorum_up and (not w or w < q - h)
         if losing or (init and not vs.quorum_up and sorry is not None and not vs.sorry_active):
             vs.quorum_up = False
@@ -484,7 +505,11 @@ class Balancer:
                 )
                 log.info("Removing alive servers from the pool for VS %s", vs.name)
                 vs.sorry_active = True
-            return [self._vs_notify(vs)]
+            if losing:
+                body = f"=> Lost quorum {q}-{h}={q - h} > {w} <="
+            else:
+                body = f"=> Starting with quorum down {q}+{h}={q + h} > {w} <="
+            return [self._vs_notify(vs), *self._vs_mail(vs, body)]
         return []
 
     def _rs_notify(self, vs: _Vs, rs: _Rs) -> LvsNotify:
@@ -496,6 +521,23 @@ class Balancer:
             label="notify_up" if rs.alive else "notify_down",
             fifo_line=f"RS {rs_name} {vs.name} {state}",
         )
+
+    @staticmethod
+    def _rs_mail(vs: _Vs, rs: _Rs, body: str) -> list[LvsEffect]:
+        """keepalived clear_service_rs: SMTP_MSG_RS_SHUT for a real server taken out by a
+        reload or (with ``omega``) at shutdown; its checkers mail their own transitions."""
+        if not rs.cfg.smtp_alert:
+            return []
+        return [LvsMail(rs_mail_subject(vs.cfg, rs.cfg, alive=False), body)]
+
+    @staticmethod
+    def _vs_mail(vs: _Vs, body: str) -> list[LvsEffect]:
+        """keepalived do_vs_notifies: ``Virtualserver [vs] - UP|DOWN`` for a VS with
+        ``smtp_alert``. The body mirrors the quorum log line (keepalived writes ``q+h=t <=
+        W`` for a loss too; pykad writes the threshold it compared against)."""
+        if not vs.cfg.smtp_alert:
+            return []
+        return [LvsMail(f"Virtualserver {vs.name} - {'UP' if vs.quorum_up else 'DOWN'}", body)]
 
     def _vs_notify(self, vs: _Vs) -> LvsNotify:
         up = vs.quorum_up
@@ -597,4 +639,6 @@ def effects_summary(effects: Iterable[LvsEffect]) -> list[str]:
                 lines.append("FlushIpvs")
             case LvsNotify():
                 lines.append(f"{e.label} {e.fifo_line}")
+            case LvsMail():
+                lines.append(f"mail {e.subject} {e.body}")
     return lines

@@ -16,12 +16,28 @@ event loop as VRRP, so an IPVS failure must never stop VRRP: without IPVS in the
 IPVS operations are logged and counted. The checkers sleep in their own tasks and their
 probes never block, so hundreds of them do not delay adverts (bench/checkers_vs_adverts.py).
 
-Not done here: ``ha_suspend`` (the checkers of such a service always run), SMTP alerts for
-real servers, FILE_CHECK updates while running (track files are read at start and reload),
-the checker data dump, and migrating checker state across a reload: a reload that changes
-the LVS configuration starts new checkers, and every real server takes their initial state
-(non-``alpha``: up), so a failed server that stays in the configuration is re-added until
-its first check fails again (keepalived keeps it out; CheckerSet has no migration API yet).
+Reload (spec §9.6): the checkers are stopped and a new
+:class:`~pykad.check.checkerset.CheckerSet` is built from the old one, so every checker
+whose real server stays and whose configuration did not change keeps its state (up/down,
+retry counter, dynamic weight, ha_suspend activity, next run); the balancer then diffs the
+table with those states, so unchanged services see no IPVS operation and a failed real
+server that stays in the configuration stays out of the pool.
+
+``ha_suspend`` (spec §9.2): the daemon tells :meth:`LvsManager.local_addresses` the
+addresses configured on local interfaces, at start and on every change; the checkers of a
+suspending virtual server run only while its address is among them.
+
+FILE_CHECK (spec §9.5): the manager watches the track files its FILE_CHECKs use with
+:class:`~pykad.runtime.tracking.FileWatcher` (inotify) and feeds every new value to the
+checkers, so the real server's weight or state follows the file at once.
+
+SMTP alerts (spec §9.6): a checker that changes state mails ``[router_id] Realserver [rs]
+of virtual server [vs] - UP|DOWN`` when the real server has ``smtp_alert`` (on by default);
+the balancer's quorum changes mail ``Virtualserver [vs] - UP|DOWN`` for a virtual server
+with ``smtp_alert``; both go through the notifier's :class:`~pykad.runtime.mail.Mailer`.
+
+Not done here: the checker data dump, BFD_CHECK (treated as up), the global
+``no_checker_emails`` (not in the configuration model: every checker transition is mailed).
 """
 
 from __future__ import annotations
@@ -30,14 +46,15 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from pykad.adapters.ipvs import IpvsTable, IpvsUnavailable
-from pykad.check.checkerset import CheckerSet, RsChange, rs_key, vs_key
+from pykad.check.checkerset import CheckerAlert, CheckerSet, RsChange, rs_key, vs_key
 from pykad.config.load import LoadResult
-from pykad.config.model import Config, StaticConfig
-from pykad.config.model_lvs import LvsConfig
+from pykad.config.model import Config, StaticConfig, TrackFile
+from pykad.config.model_lvs import FileCheck, IPAddress, LvsConfig
 from pykad.errors import AdapterError
+from pykad.fsm.events import TrackFileChanged
 from pykad.runtime.balancer import (
     AddDest,
     AddService,
@@ -48,10 +65,12 @@ from pykad.runtime.balancer import (
     EditService,
     FlushIpvs,
     LvsEffect,
+    LvsMail,
     LvsNotify,
+    rs_mail_subject,
 )
 from pykad.runtime.notify import Notifier
-from pykad.runtime.tracking import read_track_file
+from pykad.runtime.tracking import FileWatcher, TrackerEvent, read_track_file
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +91,21 @@ def select_subsystems(result: LoadResult, *, vrrp: bool, check: bool) -> LoadRes
 
 
 def track_file_values(config: Config) -> dict[str, int]:
-    """The current value of every track_file, for FILE_CHECK's initial state."""
+    """The current value of every track_file (LvsManager no longer needs it: it reads and
+    watches its FILE_CHECK files itself)."""
     return {t.name: read_track_file(t.path) or 0 for t in config.track_files}
+
+
+def file_check_tracks(config: Config) -> tuple[TrackFile, ...]:
+    """The track files some FILE_CHECK of ``config.lvs`` follows."""
+    used = {
+        c.track_file
+        for vs in config.lvs.virtual_servers
+        for rs in vs.real_servers
+        for c in rs.checkers
+        if isinstance(c, FileCheck)
+    }
+    return tuple(t for t in config.track_files if t.name in used)
 
 
 class LvsManager:
@@ -92,7 +124,11 @@ class LvsManager:
         self.notifier = notifier
         self.release_on_stop = release_on_stop
         self.table = table if table is not None else IpvsTable()
-        self._file_values = dict(file_values or {})
+        # ``file_values`` is accepted for callers that still pass it; the values come from
+        # the manager's own watcher (FileWatcher reads every file when it starts)
+        del file_values
+        self.files = FileWatcher((), self._on_file)
+        self._local: frozenset[IPAddress] | None = None  # unknown until the daemon says
         self.checkers: CheckerSet | None = None
         self.balancer: Balancer | None = None
         self._checker_task: asyncio.Task[None] | None = None
@@ -118,6 +154,7 @@ class LvsManager:
             log.error("IPVS: cannot open the IPVS table: %s - virtual servers disabled", exc)
             return False
         self._worker = asyncio.get_running_loop().create_task(self._work(), name="ipvs")
+        self._watch_files(self.config, reload=False)
         self._begin(self.config)
         assert self.balancer is not None
         self._queue.put_nowait(self.balancer.start(flush=self.config.global_defs.lvs_flush))
@@ -128,15 +165,25 @@ class LvsManager:
     def _count(self) -> int:
         return len(self.config.lvs.virtual_servers)
 
-    def _begin(self, config: Config) -> None:
+    def _watch_files(self, config: Config, *, reload: bool) -> None:
+        """FILE_CHECK while running (spec §9.5): read and watch the files the checkers use."""
+        self.files.close()
+        self.files = FileWatcher(file_check_tracks(config), self._on_file)
+        self.files.start(reload=reload)
+
+    def _begin(self, config: Config, previous: CheckerSet | None = None) -> None:
         g = config.global_defs
         self.checkers = CheckerSet(
             config.lvs,
             self._on_change,
+            on_alert=self._on_alert,
             track_files={t.name: t for t in config.track_files},
-            file_values=self._file_values,
+            file_values=self.files.values,
             default_script_user=(g.script_user, g.script_group),
+            previous=previous,
         )
+        if self._local is not None:
+            self.checkers.set_local_addresses(self._local)
         states = self.checkers.states()
         if self.balancer is None:
             self.balancer = Balancer(config.lvs, states)
@@ -158,6 +205,27 @@ class LvsManager:
         if effects:
             self._queue.put_nowait(effects)
 
+    def _on_alert(self, alert: CheckerAlert) -> None:
+        """A checker changed state: keepalived's per-checker SMTP alert (spec §9.6), queued
+        behind the IPVS operations and notifications of the same change."""
+        if self.balancer is not None and alert.rs.smtp_alert:
+            subject = rs_mail_subject(alert.vs, alert.rs, alert.rs_alive)
+            self._queue.put_nowait([LvsMail(subject, alert.body)])
+
+    def _on_file(self, event: TrackerEvent) -> None:
+        if isinstance(event, TrackFileChanged) and self.checkers is not None:
+            self.checkers.set_file_value(event.name, event.value)
+
+    def local_addresses(self, addresses: Iterable[IPAddress]) -> None:
+        """``ha_suspend`` (spec §9.2): the addresses now configured on this host's interfaces
+        (all of them, every family). Call it once the addresses are known at start and again
+        after every address change; it never blocks. Before the first call the checkers of a
+        virtual server with ``ha_suspend`` do not run (keepalived waits for its netlink dump
+        the same way)."""
+        self._local = frozenset(addresses)
+        if self.checkers is not None:
+            self.checkers.set_local_addresses(self._local)
+
     async def _stop_checkers(self) -> None:
         if self.checkers is not None:
             await self.checkers.stop()
@@ -168,19 +236,22 @@ class LvsManager:
             self._checker_task = None
 
     async def reload(self, config: Config, file_values: Mapping[str, int] | None = None) -> None:
-        """SIGHUP: a changed LVS configuration gets new checkers and a table diff."""
+        """SIGHUP: a changed LVS configuration gets new checkers, migrated from the old ones
+        (spec §9.6), and a table diff. ``file_values`` is ignored (see ``__init__``)."""
+        del file_values
         old = self.config
         self.config = config
-        if file_values is not None:
-            self._file_values = dict(file_values)
         if not self.running:
             if config.lvs.virtual_servers and not old.lvs.virtual_servers:
                 await self.start()
             return
-        if config.lvs == old.lvs:
+        tracks = file_check_tracks(config)
+        if config.lvs == old.lvs and tracks == file_check_tracks(old):
             return
+        previous = self.checkers
         await self._stop_checkers()
-        self._begin(config)
+        self._watch_files(config, reload=True)
+        self._begin(config, previous)
         await self._queue.join()
         self._run_checkers()
 
@@ -197,6 +268,7 @@ class LvsManager:
 
     async def close(self) -> None:
         await self._stop_checkers()
+        self.files.close()
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -241,3 +313,5 @@ class LvsManager:
                 await t.flush()
             case LvsNotify(key, script, label, line):
                 self.notifier.notify_lvs(key, script, label, line)
+            case LvsMail(subject, body):
+                self.notifier.mailer.lvs_alert(subject, body)

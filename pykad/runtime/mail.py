@@ -1,4 +1,5 @@
-"""SMTP alerts on VRRP transitions (spec §2 smtp_*, §3.6 smtp_alert, §6.1 step 5).
+"""SMTP alerts on VRRP transitions and real/virtual server changes (spec §2 smtp_*, §3.6
+smtp_alert, §6.1 step 5, §9.6).
 
 keepalived (vrrp_notify.c ``vrrp_smtp_notifier``) mails an instance or sync group with
 ``smtp_alert`` when it enters MASTER, BACKUP or FAULT, or stops, but only when that state
@@ -8,7 +9,11 @@ sent unless ``notification_email`` and ``smtp_server`` are both configured. The 
 group, ``- Stopping`` at shutdown) and the body one fixed line.
 
 :meth:`Mailer.alert` decides and queues, synchronously, in the order the transitions happen;
-one background task sends the queued mails one after the other
+:meth:`Mailer.lvs_alert` queues the load balancer's alerts (keepalived smtp.c SMTP_MSG_RS,
+SMTP_MSG_RS_SHUT, SMTP_MSG_VS: ``[<router_id>] Realserver <rs> of virtual server <vs> - UP``,
+``[<router_id>] Virtualserver <vs> - DOWN``); which changes are mailed is decided by the
+checkers and the balancer (``smtp_alert`` of the real and virtual servers), and every one
+is sent, as keepalived does. One background task sends the queued mails one after the other
 (:func:`pykad.adapters.smtp.send_mail`), so a slow or dead SMTP server delays only the mails,
 never the protocol or the notify scripts. A failure is logged and counted, not retried
 (keepalived does not retry either).
@@ -116,6 +121,31 @@ class Mailer:
             timeout_s=g.smtp_connect_timeout_s,
         )
 
+    def _sender(self) -> str:
+        g = self._config.global_defs
+        return g.notification_email_from or f"{pwd.getpwuid(os.getuid()).pw_name}@{self._local}"
+
+    def _queue_mail(self, mail: Mail) -> None:
+        self._queue.put_nowait(mail)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._worker(), name="smtp")
+
+    def lvs_alert(self, subject: str, body: str) -> None:
+        """Queue a load-balancer alert; ``subject`` comes without the ``[router_id] `` that
+        every keepalived subject starts with. Nothing is sent without recipients and a
+        server (never blocks)."""
+        if self._server() is None:
+            return
+        g = self._config.global_defs
+        self._queue_mail(
+            Mail(
+                sender=self._sender(),
+                recipients=g.notification_email,
+                subject=f"[{g.router_id or self._local}] {subject}",
+                body=body,
+            )
+        )
+
     def alert(self, kind: str, name: str, event: str) -> None:
         """Queue the mail for this transition if keepalived would send one (never blocks)."""
         g = self._config.global_defs
@@ -125,21 +155,18 @@ class Mailer:
             return
         if self._last.get((kind, name)) == event:
             return  # only when the state differs from the last one mailed
-        sender = g.notification_email_from or f"{pwd.getpwuid(os.getuid()).pw_name}@{self._local}"
         mail = alert_mail(
             kind,
             name,
             event,
             router_id=g.router_id or self._local,
-            sender=sender,
+            sender=self._sender(),
             recipients=g.notification_email,
         )
         if mail is None:
             return
         self._last[(kind, name)] = event
-        self._queue.put_nowait(mail)
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._worker(), name="smtp")
+        self._queue_mail(mail)
 
     async def _worker(self) -> None:
         while True:

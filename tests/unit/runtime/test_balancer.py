@@ -44,6 +44,7 @@ from pykad.runtime.balancer import (
     EditDest,
     FlushIpvs,
     LvsEffect,
+    LvsMail,
     LvsNotify,
     effects_summary,
     services_for,
@@ -412,3 +413,99 @@ def test_persistence_scheduler_flags_and_tunnels_reach_the_ipvs_values() -> None
         9,
     )
     assert fifo(effects) == ["VS FWM 3 UP"]
+
+
+# ------------------------------------------------------------------------- reload migration
+
+
+def test_a_reload_with_migrated_states_leaves_unchanged_services_alone() -> None:
+    """spec §9.6: with the checkers' states migrated (CheckerSet(previous=...)), a service
+    the reload does not change sees no IPVS operation, and its failed server stays out."""
+    kept, changed = vs(rs(21), rs(22)), vs(rs(23), port=443)
+    b = balancer(kept, changed)
+    b.start()
+    change(b, kept, 22, alive=False)
+    grown = vs(rs(23), rs(24), port=443)
+    lvs = LvsConfig(virtual_servers=(kept, grown))
+    states = {
+        (vs_key(v), rs_key(r)): RsState(r.address.packed[-1] != 22, 1)
+        for v in lvs.virtual_servers
+        for r in v.real_servers
+    }
+    effects = b.reconfigure(lvs, states)
+    svc_443 = IpvsService(
+        family=socket.AF_INET, protocol=socket.IPPROTO_TCP, address=VIP, port=443, scheduler="rr"
+    )
+    assert effects == [AddDest(svc_443, dest(24))]
+    assert dests(b) == {"192.0.2.21": 1, "192.0.2.23": 1, "192.0.2.24": 1}
+
+
+# ------------------------------------------------------------------------------- SMTP alerts
+
+
+def mails(effects: list[LvsEffect]) -> list[tuple[str, str]]:
+    return [(e.subject, e.body) for e in effects if isinstance(e, LvsMail)]
+
+
+def test_quorum_changes_mail_a_virtual_server_with_smtp_alert() -> None:
+    v = vs(rs(21, weight=3), rs(22), quorum=3, hysteresis=1, smtp_alert=True)
+    b = balancer(v)
+    name = "Virtualserver [192.0.2.10]:tcp:80"
+    assert mails(b.start()) == [(f"{name} - UP", "=> Starting with quorum up 3+1=4 <= 4 <=")]
+    assert mails(change(b, v, 21, alive=False, weight=3)) == [
+        (f"{name} - DOWN", "=> Lost quorum 3-1=2 > 1 <=")
+    ]
+    assert mails(change(b, v, 21, alive=True, weight=3)) == [
+        (f"{name} - UP", "=> Gained quorum 3+1=4 <= 4 <=")
+    ]
+    quiet = vs(rs(21), rs(22))  # smtp_alert is off for a VS unless configured
+    q = balancer(quiet)
+    assert mails(q.start()) == []
+    assert mails(change(q, quiet, 21, alive=False)) == []
+
+
+def test_starting_with_quorum_down_mails_it() -> None:
+    sorry = SorryServer(address=IP("192.0.2.99"), port=80, forwarding=DR)
+    v = vs(rs(21), sorry_server=sorry, smtp_alert=True)
+    b = balancer(v, down=(21,))
+    assert mails(b.start()) == [
+        ("Virtualserver [192.0.2.10]:tcp:80 - DOWN", "=> Starting with quorum down 1+0=1 > 0 <=")
+    ]
+
+
+def test_real_servers_removed_by_a_reload_or_stopped_with_omega_are_mailed() -> None:
+    silent = rs(23, smtp_alert=False)
+    v = vs(rs(21), rs(22), silent, omega=True, smtp_alert=True)
+    b = balancer(v)
+    b.start()
+    effects = b.reconfigure(LvsConfig(virtual_servers=(vs(rs(22), omega=True),)), {})
+    assert mails(effects) == [
+        (
+            "Realserver [192.0.2.21]:tcp:80 of virtual server [192.0.2.10]:tcp:80 - DOWN",
+            "=> Removing <=",
+        )
+    ]  # 23 has smtp_alert off; the new VS has no smtp_alert, so no quorum mail
+    assert mails(b.stop()) == [
+        (
+            "Realserver [192.0.2.22]:tcp:80 of virtual server [192.0.2.10]:tcp:80 - DOWN",
+            "=> Shutting down <=",
+        )
+    ]
+    w = vs(rs(21), omega=True, smtp_alert=True)
+    c = balancer(w)
+    c.start()
+    assert mails(c.stop())[-1] == (
+        "Virtualserver [192.0.2.10]:tcp:80 - DOWN",
+        "=> Shutting down <=",
+    )
+
+
+def test_a_removed_virtual_server_with_quorum_mails_the_loss() -> None:
+    v1, v2 = vs(rs(21)), vs(rs(22), port=443, smtp_alert=True)
+    b = balancer(v1, v2)
+    b.start()
+    effects = b.reconfigure(LvsConfig(virtual_servers=(v1,)), {})
+    assert ("Virtualserver [192.0.2.10]:tcp:443 - DOWN", "=> Lost quorum 1-0=1 > 0 <=") in mails(
+        effects
+    )
+    assert effects_summary([LvsMail("S", "B")]) == ["mail S B"]

@@ -17,11 +17,21 @@ import pytest
 
 from pykad.adapters.ipvs import IpvsDest, IpvsService, IpvsUnavailable
 from pykad.check.checkerset import RsChange
+from pykad.check.probes import ProbeResult
 from pykad.config.load import LoadResult
-from pykad.config.model import Config, GlobalDefs, NotifyFifo, VrrpInstance
-from pykad.config.model_lvs import LvsConfig, Protocol, RealServer, VirtualServer
+from pykad.config.model import Config, GlobalDefs, NotifyFifo, TrackFile, VrrpInstance
+from pykad.config.model_lvs import (
+    FileCheck,
+    LvsConfig,
+    Protocol,
+    RealServer,
+    TcpCheck,
+    VirtualServer,
+)
+from pykad.fsm.events import TrackFileChanged
 from pykad.runtime.lvs import LvsManager, select_subsystems
 from pykad.runtime.notify import Notifier
+from pykad.testing.memipvs import MemoryIpvsTable
 
 IP = ipaddress.IPv4Address
 RS1 = RealServer(address=IP("192.0.2.21"), port=80)
@@ -167,3 +177,131 @@ def test_vrrp_only_and_check_only_keep_their_half_of_the_configuration() -> None
     assert dataclasses.replace(check, lvs=LvsConfig()) == dataclasses.replace(
         config, vrrp_instances=(), lvs=LvsConfig()
     )
+
+
+# ------------------------------------------------------------------ reload, ha_suspend, files
+
+
+def _drive(manager: LvsManager, rs: RealServer, ok: bool) -> None:
+    """One probe result for the (first) checker of ``rs``, without I/O (the real probes
+    run in tests/netns)."""
+    assert manager.checkers is not None
+    r = next(r for r in manager.checkers._runnables if r.server.rs == rs)
+    assert r.schedule.start(0.0)
+    manager.checkers._finish(r, ProbeResult(ok, "" if ok else "ECONNREFUSED"))
+
+
+def _checked(host: str, **kw: object) -> RealServer:
+    address = IP(host)
+    check = TcpCheck(connect_ip=address, connect_port=80, warmup_s=3600.0, delay_loop_s=3600.0)
+    return RealServer(address=address, port=80, checkers=(check,), **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_a_reload_keeps_a_failed_server_out_and_leaves_unchanged_services_alone() -> None:
+    """spec §9.6 "state of unchanged checkers migrated": the failed real server of a service
+    the reload does not touch stays out of IPVS, and that service sees no operation."""
+    rs1, rs2, rs3 = _checked("192.0.2.21"), _checked("192.0.2.22"), _checked("192.0.2.23")
+    web = VirtualServer(
+        address=IP("192.0.2.10"), port=80, protocol=Protocol.TCP, real_servers=(rs1, rs2)
+    )
+    mail = VirtualServer(
+        address=IP("192.0.2.10"), port=25, protocol=Protocol.TCP, real_servers=(rs3,)
+    )
+    config = Config(lvs=LvsConfig(virtual_servers=(web, mail)))
+    notifier = Notifier(config)
+    table = MemoryIpvsTable()
+    manager = LvsManager(config, notifier, table=table)  # type: ignore[arg-type]
+    try:
+        assert await manager.start()
+        _drive(manager, rs1, ok=False)
+        await manager._queue.join()
+        assert table.weights()["TCP [192.0.2.10]:80"] == {"192.0.2.22:80": 1}
+        before = len(table.ops)
+        rs4 = RealServer(address=IP("192.0.2.24"), port=25)
+        grown = dataclasses.replace(mail, real_servers=(rs3, rs4))
+        await manager.reload(Config(lvs=LvsConfig(virtual_servers=(web, grown))))
+        assert table.ops[before:] == ["add_dest TCP [192.0.2.10]:25 192.0.2.24:25 w1"]
+        assert manager.checkers is not None
+        assert manager.checkers.state(web, rs1).alive is False
+        _drive(manager, rs1, ok=True)  # the migrated checker brings it back when it recovers
+        await manager._queue.join()
+        assert table.ops[-1] == "add_dest TCP [192.0.2.10]:80 192.0.2.21:80 w1"
+    finally:
+        await manager.close()
+        await notifier.close()
+
+
+@pytest.mark.asyncio
+async def test_local_addresses_suspend_and_resume_the_checkers_of_ha_suspend() -> None:
+    rs1 = _checked("192.0.2.21")
+    vip = IP("192.0.2.10")
+    vs = VirtualServer(
+        address=vip, port=80, protocol=Protocol.TCP, ha_suspend=True, real_servers=(rs1,)
+    )
+    config = Config(lvs=LvsConfig(virtual_servers=(vs,)))
+    notifier = Notifier(config)
+    manager = LvsManager(config, notifier, table=MemoryIpvsTable())  # type: ignore[arg-type]
+
+    def active() -> bool:
+        assert manager.checkers is not None
+        schedule = manager.checkers.schedule(vs, rs1, 0)
+        assert schedule is not None
+        return schedule.enabled
+
+    try:
+        manager.local_addresses({vip})  # known before the start: applied when it builds
+        assert await manager.start()
+        assert active()
+        manager.local_addresses({IP("192.0.2.1")})  # the VIP left: a backup director
+        assert not active()
+        await manager.reload(
+            Config(
+                lvs=LvsConfig(
+                    virtual_servers=(
+                        dataclasses.replace(
+                            vs, quorum=1, real_servers=(rs1, _checked("192.0.2.22"))
+                        ),
+                    )
+                )
+            )
+        )
+        assert not active()  # still known after the reload
+        manager.local_addresses({vip, IP("192.0.2.1")})
+        assert active()
+    finally:
+        await manager.close()
+        await notifier.close()
+
+
+@pytest.mark.asyncio
+async def test_a_track_file_change_moves_the_weight_in_ipvs(tmp_path: Path) -> None:
+    """FILE_CHECK while running (spec §9.5): the manager reads the file at start and
+    follows its changes (the inotify path end to end is in tests/netns/test_lvs_runtime)."""
+    path = tmp_path / "weight"
+    path.write_text("2\n")
+    rs1 = RealServer(
+        address=IP("192.0.2.21"), port=80, checkers=(FileCheck(track_file="w", weight=3),)
+    )
+    vs = VirtualServer(
+        address=IP("192.0.2.10"), port=80, protocol=Protocol.TCP, real_servers=(rs1,)
+    )
+    config = Config(
+        track_files=(TrackFile(name="w", path=str(path)),),
+        lvs=LvsConfig(virtual_servers=(vs,)),
+    )
+    notifier = Notifier(config)
+    table = MemoryIpvsTable()
+    manager = LvsManager(config, notifier, table=table)  # type: ignore[arg-type]
+    try:
+        assert await manager.start()
+        assert table.weights() == {"TCP [192.0.2.10]:80": {"192.0.2.21:80": 7}}  # 1 + 2 * 3
+        manager._on_file(TrackFileChanged("w", 5))
+        await manager._queue.join()
+        assert table.weights() == {"TCP [192.0.2.10]:80": {"192.0.2.21:80": 16}}
+        manager._on_file(TrackFileChanged("w", -1))  # 1 - 3 < 0: clamped to weight 0
+        await manager._queue.join()
+        assert table.ops[-1] == "edit_dest TCP [192.0.2.10]:80 192.0.2.21:80 w0"
+    finally:
+        await manager.close()
+        await notifier.close()

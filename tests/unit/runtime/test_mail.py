@@ -239,3 +239,31 @@ async def test_a_dead_server_is_logged_and_never_holds_the_scripts(
     assert notifier.mailer.failures == 1
     assert "SMTP alert '[lb1] VRRP Instance VI_1 - Entering MASTER state' not sent" in caplog.text
     assert "SMTP connection ERROR to 127.0.0.1:" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_load_balancer_alerts_get_the_router_id_and_are_all_sent(smtpd: Server) -> None:
+    """spec §9.6: the balancer's alerts (already decided by the checkers and the balancer)
+    are sent every time, with keepalived's ``[router_id] `` prefix."""
+    notifier = Notifier(_config(smtpd.port))
+    await notifier.open()
+    subject = "Realserver [192.0.2.21]:tcp:80 of virtual server [192.0.2.10]:tcp:80 - DOWN"
+    try:
+        notifier.mailer.lvs_alert(subject, "=> TCP CHECK failed on service <=")
+        notifier.mailer.lvs_alert(subject, "=> TCP CHECK failed on service <=")
+        assert await notifier.drain(10)
+    finally:
+        await notifier.close()
+    messages = smtpd.inbox.messages()
+    assert [m["Subject"] for m in messages] == [f"[lb1] {subject}"] * 2
+    assert messages[0].get_content().strip() == "=> TCP CHECK failed on service <="
+    assert messages[0]["From"] == "keepalived@lb1.example"
+
+
+@pytest.mark.asyncio
+async def test_load_balancer_alerts_need_a_server_and_recipients() -> None:
+    notifier = Notifier(Config(global_defs=GlobalDefs(router_id="lb1", smtp_server="127.0.0.1")))
+    notifier.mailer.lvs_alert("Virtualserver [192.0.2.10]:tcp:80 - UP", "=> Gained <=")
+    assert await notifier.mailer.drain(1)
+    assert notifier.mailer.sent == notifier.mailer.failures == 0
+    await notifier.close()
