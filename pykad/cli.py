@@ -84,6 +84,9 @@ def _check_config(
 @click.option(
     "-I", "--dont-release-ipvs", is_flag=True, help="Leave the IPVS services in place on exit."
 )
+@click.option(
+    "-R", "--dont-respawn", is_flag=True, help="Do not restart the checker child if it dies."
+)
 @click.option("-v", "--version", "show_version", is_flag=True, help="Print the version.")
 @click.option(
     "--control-socket",
@@ -126,10 +129,12 @@ def cli(ctx: click.Context, /, **opts: object) -> None:
 
 
 def _listen(value: str | None) -> tuple[str, int] | None:
-    from pykad.runtime.metrics import parse_listen
-
     if value is None or value == "":
         return None
+    # Imported only when given: click runs this callback for every invocation, and the
+    # metrics module pulls in the runtime (asyncio, the drivers), which `-t` never needs.
+    from pykad.runtime.metrics import parse_listen
+
     try:
         return parse_listen(value)
     except ValueError as exc:

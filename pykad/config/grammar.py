@@ -63,6 +63,10 @@ def _token_grammar() -> pp.ParserElement:
     plain_run = f"{word}(?:{_BLANK_CLASS}+{word})*"
     tok = pp.Regex(f"{quoted}|{brace}|{plain_run}")
     tok.set_whitespace_chars(_WS, copy_defaults=False)
+    # pyparsing expands tabs before scanning unless told not to: a tab inside a line
+    # (``priority<TAB>100``) then shifted every later offset of the joined text, giving tokens
+    # to the wrong lines and columns, and a quoted tab came back as spaces.
+    tok.parse_with_tabs()
     return tok.streamline()
 
 
@@ -125,59 +129,93 @@ def _lex(texts: Sequence[str]) -> list[tuple[list[_Lexeme], int | None]]:
     return out
 
 
+def _distinct(lines: Sequence[LogicalLine]) -> tuple[list[int], list[str]]:
+    """For each line the index of its text among the distinct texts, and those texts.
+
+    Identical line texts (``}``, ``weight 1``, ...) are lexed once: about a third of the
+    lines of a large configuration repeat an earlier one.
+    """
+    index: dict[str, int] = {}
+    which = [index.setdefault(ln.text, len(index)) for ln in lines]
+    return which, list(index)
+
+
+def _quote_error(ln: LogicalLine, offset: int) -> Diagnostic:
+    return error(ln.loc(offset), f"Unmatched quote: '{ln.text}'", hint="add the closing '\"'")
+
+
 def tokenize(
     lines: Sequence[LogicalLine],
 ) -> tuple[list[TokenizedLine], list[Diagnostic]]:
-    """Tokenise every logical line (§1.2).
-
-    Identical line texts (``}``, ``weight 1``, ...) are lexed once: the distinct texts go
-    through one pyparsing scan, and each line maps the offsets to its own columns.
-    """
+    """Tokenise every logical line (§1.2): tokens with their physical columns."""
+    which, texts = _distinct(lines)
+    lexed = _lex(texts)
+    out: list[TokenizedLine] = []
     diags: list[Diagnostic] = []
-    out = [TokenizedLine(ln) for ln in lines]
-    distinct: dict[str, int] = {}
-    for ln in lines:
-        distinct.setdefault(ln.text, len(distinct))
-    lexed = _lex(list(distinct))
-    for tl in out:
-        ln = tl.line
-        lexemes, unmatched = lexed[distinct[ln.text]]
-        tl.tokens = [_Token(t, ln.col(a), kind, a, b) for t, kind, a, b in lexemes]
+    for ln, w in zip(lines, which, strict=True):
+        lexemes, unmatched = lexed[w]
+        out.append(TokenizedLine(ln, [_Token(t, ln.col(a), k, a, b) for t, k, a, b in lexemes]))
         if unmatched is not None:
-            diags.append(
-                error(
-                    ln.loc(unmatched),
-                    f"Unmatched quote: '{ln.text}'",
-                    hint="add the closing '\"'",
+            diags.append(_quote_error(ln, unmatched))
+    return out, diags
+
+
+# A logical line's text cut at its braces: a brace is ("{" or "}", offset), a line segment is
+# (keyword, args, offsets of keyword and args, raw text of the segment). Everything here
+# depends on the text only, so it is computed once per distinct text; only the locations
+# depend on the line.
+_Segment = tuple[str, tuple[str, ...], tuple[int, ...], str]
+_Piece = tuple[str, int] | _Segment
+
+
+def _pieces(text: str, lexemes: list[_Lexeme]) -> list[_Piece]:
+    pieces: list[_Piece] = []
+    seg: list[_Lexeme] = []
+    for lexeme in [*lexemes, None]:
+        if lexeme is not None and lexeme[1] not in "{}":
+            seg.append(lexeme)
+            continue
+        if seg:
+            pieces.append(
+                (
+                    seg[0][0],
+                    tuple(t[0] for t in seg[1:]),
+                    tuple(t[2] for t in seg),
+                    text[seg[0][2] : seg[-1][3]],
                 )
             )
-    return out, diags
+            seg = []
+        if lexeme is not None:
+            pieces.append((lexeme[1], lexeme[2]))
+    return pieces
 
 
 @dataclass(slots=True)
 class _Frame:
-    opener: _Item | None  # None for an orphan '{' (no keyword before it)
+    opener: _Pending | None  # None for an orphan '{' (no keyword before it)
     brace_loc: SourceLoc
-    children: list[_Item | Block] = field(default_factory=list)
+    children: list[Block] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class _Item:
-    """A line segment between braces, not yet turned into a Block."""
-
-    tokens: list[_Token]
-    line: LogicalLine
-    raw: str
+# A line segment not yet turned into a Block: it becomes a plain line, or the opener of a
+# block when the next token is '{'. (segment, its line, its caret source line)
+_Pending = tuple[_Segment, LogicalLine, str]
 
 
-def _block(item: _Item, children: tuple[Block, ...] | None, src: str) -> Block:
-    toks = item.tokens
+def _block(pending: _Pending, children: tuple[Block, ...] | None) -> Block:
+    (keyword, args, offsets, raw), ln, src = pending
+    file, line = ln.file, ln.line
+    if ln.colmap is None:
+        col0 = ln.col0
+        locs = [SourceLoc(file, line, col0 + o) for o in offsets]
+    else:
+        locs = [SourceLoc(file, line, ln.col(o)) for o in offsets]
     return Block(
-        keyword=toks[0].text,
-        args=tuple(t.text for t in toks[1:]),
-        loc=SourceLoc(item.line.file, item.line.line, toks[0].col),
-        arg_locs=tuple(SourceLoc(item.line.file, item.line.line, t.col) for t in toks[1:]),
-        raw=item.raw,
+        keyword=keyword,
+        args=args,
+        loc=locs[0],
+        arg_locs=tuple(locs[1:]),
+        raw=raw,
         children=children,
         source_line=src,
     )
@@ -187,7 +225,13 @@ def parse_lines(
     lines: Sequence[LogicalLine], physical: Mapping[str, Sequence[str]]
 ) -> tuple[tuple[Block, ...], list[Diagnostic]]:
     """Build the Block tree from logical lines; ``physical`` supplies caret source lines."""
-    tokenized, diags = tokenize(lines)
+    which, texts = _distinct(lines)
+    plans = [
+        (_pieces(t, lexemes), unmatched)
+        for t, (lexemes, unmatched) in zip(texts, _lex(texts), strict=True)
+    ]
+    quote_diags: list[Diagnostic] = []
+    diags: list[Diagnostic] = []
 
     def src_of(ln: LogicalLine) -> str:
         pl = physical.get(ln.file)
@@ -197,69 +241,56 @@ def parse_lines(
 
     root = _Frame(None, SourceLoc("<root>", 0))
     stack: list[_Frame] = [root]
-    prev_was_line = False
+    top = root
+    # The last line segment, while it may still open a block (nothing but line breaks since).
+    pending: _Pending | None = None
 
-    def finish(item: _Item | Block) -> Block:
-        if isinstance(item, Block):
-            return item
-        return _block(item, None, src_of(item.line))
-
-    def close(frame: _Frame) -> None:
-        children = tuple(finish(c) for c in frame.children)
-        parent = stack[-1]
-        if frame.opener is None:
-            parent.children.extend(children)  # orphan '{': keep its contents at this level
-        else:
-            parent.children.append(_block(frame.opener, children, src_of(frame.opener.line)))
-
-    for tl in tokenized:
-        ln = tl.line
-        seg: list[_Token] = []
-        toks = tl.tokens
-        for i, tok in enumerate([*toks, None]):
-            if tok is None or tok.kind in "{}":
-                if seg:
-                    raw = ln.text[seg[0].start : seg[-1].end]
-                    stack[-1].children.append(_Item(seg, ln, raw))
-                    prev_was_line = True
-                    seg = []
-                if tok is None:
-                    break
-                loc = ln.loc(tok.start)
-                if tok.kind == "{":
-                    top = stack[-1]
-                    last = top.children[-1] if top.children else None
-                    if prev_was_line and isinstance(last, _Item):
-                        top.children.pop()
-                        stack.append(_Frame(last, loc))
-                    else:
-                        diags.append(
-                            error(
-                                loc,
-                                "Unexpected '{' with no keyword before it",
-                                source_line=src_of(ln),
-                            )
-                        )
-                        stack.append(_Frame(None, loc))
-                elif len(stack) == 1:
+    for ln, w in zip(lines, which, strict=True):
+        pieces, unmatched = plans[w]
+        if unmatched is not None:
+            quote_diags.append(_quote_error(ln, unmatched))
+        for piece in pieces:
+            if len(piece) == 4:
+                if pending is not None:
+                    top.children.append(_block(pending, None))
+                pending = (piece, ln, src_of(ln))
+                continue
+            loc = ln.loc(piece[1])
+            if piece[0] == "{":
+                stack.append(_Frame(pending, loc))
+                if pending is None:
                     diags.append(
                         error(
                             loc,
-                            "Extra '}' found",
-                            hint="no block is open here; delete this '}'",
+                            "Unexpected '{' with no keyword before it",
                             source_line=src_of(ln),
                         )
                     )
-                else:
-                    close(stack.pop())
-                prev_was_line = False
+                pending = None
+                top = stack[-1]
                 continue
-            seg.append(toks[i])
+            if pending is not None:
+                top.children.append(_block(pending, None))
+                pending = None
+            if len(stack) == 1:
+                diags.append(
+                    error(
+                        loc,
+                        "Extra '}' found",
+                        hint="no block is open here; delete this '}'",
+                        source_line=src_of(ln),
+                    )
+                )
+            else:
+                _close(stack)
+                top = stack[-1]
+    if pending is not None:
+        top.children.append(_block(pending, None))
     if len(stack) > 1:
         missing = len(stack) - 1
         first = next((f for f in stack[1:] if f.opener is not None), stack[1])
         what = (
-            f"block '{first.opener.tokens[0].text}' opened here"
+            f"block '{first.opener[0][0]}' opened here"
             if first.opener is not None
             else "the '{' here"
         )
@@ -271,9 +302,18 @@ def parse_lines(
             )
         )
         while len(stack) > 1:
-            close(stack.pop())
-    blocks = tuple(finish(c) for c in root.children)
-    return blocks, diags
+            _close(stack)
+    return tuple(root.children), [*quote_diags, *diags]
+
+
+def _close(stack: list[_Frame]) -> None:
+    """Pop the innermost frame into its parent: a Block, or an orphan '{''s contents."""
+    frame = stack.pop()
+    parent = stack[-1].children
+    if frame.opener is None:
+        parent.extend(frame.children)  # orphan '{': keep its contents at this level
+    else:
+        parent.append(_block(frame.opener, tuple(frame.children)))
 
 
 def sort_diagnostics(diags: Iterable[Diagnostic], files: Sequence[str]) -> tuple[Diagnostic, ...]:

@@ -129,3 +129,37 @@ def test_real_subprocess(tmp_path: Path) -> None:
     assert f"{p}:4:1: error: Extra '}}' found\n" in proc.stderr
     assert f"{p}:2:23: error: virtual_router_id 300 is out of range 1..255" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# What `-t` must not load: the daemon's machinery (asyncio, netlink, raw sockets, the LVS and
+# checker stack) and the packet library. Checking a config is parse + lower + host checks;
+# importing the runtime made `pykad -t` several times slower (bench/config_check.py).
+NOT_FOR_CHECK = ("asyncio", "pyroute2", "scapy", "pykad.runtime", "pykad.adapters", "pykad.check")
+PROBE = """\
+import atexit, sys
+out, sys.argv = sys.argv[1], ["pykad", *sys.argv[2:]]
+def report():
+    with open(out, "w") as f:
+        f.write("\\n".join(sorted(sys.modules)))
+atexit.register(report)
+from pykad.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("flag", ["--check-config", "--dump-conf"])
+def test_check_config_does_not_import_the_runtime(tmp_path: Path, flag: str) -> None:
+    conf = tmp_path / "k.conf"
+    conf.write_text(VALID)
+    out = tmp_path / "modules.txt"
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, str(out), flag, "-f", str(conf)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    modules = out.read_text().split()
+    assert "pykad.config.lower" in modules  # the probe saw the check itself run
+    loaded = [m for m in modules for p in NOT_FOR_CHECK if m == p or m.startswith(p + ".")]
+    assert loaded == []

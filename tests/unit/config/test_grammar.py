@@ -76,6 +76,19 @@ def test_locations_raw_and_source_line() -> None:
     assert r.lines["k.conf"][1] == notify.source_line
 
 
+def test_tabs_inside_lines_keep_tokens_on_their_lines() -> None:
+    # Regression: pyparsing expanded tabs before scanning, so each tab inside a line shifted
+    # the offsets of the joined text and tokens drifted to later lines.
+    text = "".join(f"\t\tk{i}\tv{i}\n" for i in range(12)) + 'quoted "a\tb"\n'
+    r = parse_text(text, "t.conf")
+    assert r.diagnostics == ()
+    assert shape(r.blocks) == [*((f"k{i}", f"v{i}") for i in range(12)), ("quoted", "a\tb")]
+    assert [(b.loc, b.arg_locs) for b in r.blocks[:12]] == [
+        (SourceLoc("t.conf", i + 1, 3), (SourceLoc("t.conf", i + 1, 6 if i < 10 else 7),))
+        for i in range(12)
+    ]
+
+
 def test_raw_is_the_segment_between_braces() -> None:
     r = parse_text('vrrp_script chk { script "/bin/true x" }\n')
     (blk,) = r.blocks
