@@ -322,6 +322,7 @@ class CheckerSet:
         )
         self._servers: dict[tuple[VsKey, RsKey], _Server] = {}
         self._runnables: list[_Runnable] = []
+        self._by_vs: dict[VsKey, list[_Runnable]] = {}  # ha_suspend acts per virtual server
         self._files: dict[str, list[_FileWatch]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -405,6 +406,7 @@ class CheckerSet:
             r = _Runnable(server, index, base, schedule, probe)
             server.runnables[index] = r
             self._runnables.append(r)
+            self._by_vs.setdefault(vs_key(vs), []).append(r)
         for index, name, weight, reverse in watches:
             self._files.setdefault(name, []).append(_FileWatch(server, index, weight, reverse))
 
@@ -452,8 +454,8 @@ class CheckerSet:
         self._set_enabled(vs_key(vs), enabled)
 
     def _set_enabled(self, key: VsKey, enabled: bool) -> None:
-        for r in self._runnables:
-            if vs_key(r.server.vs) == key and r.schedule.enabled != enabled:
+        for r in self._by_vs.get(key, ()):
+            if r.schedule.enabled != enabled:
                 r.schedule.enabled = enabled
                 log.info(
                     "%s healthchecker for service %s for VS %s",
