@@ -29,7 +29,13 @@ watches the track files and counts the tracked processes; its events go to every
 inbox (the machine ignores what it does not track). It starts before the instances, so their
 machines begin with every state already known (scripts: once their first run reported).
 
-Not done here (later issues): VMAC interfaces, the checker (LVS) side.
+The checker half (spec §7.1, §9): with virtual servers and neither ``-P`` nor ``-C`` the
+daemon runs VRRP and supervises a checker child process
+(:class:`~pykad.runtime.checker_child.CheckerChild`), so that health checks never delay
+adverts; with ``-C`` (and in that child) :class:`~pykad.runtime.lvs.LvsManager` runs the
+checkers in this event loop. Both sit behind :class:`CheckerHalf`.
+
+Not done here (later issues): VMAC interfaces.
 """
 
 from __future__ import annotations
@@ -66,6 +72,18 @@ from pykad.fsm.events import (
 from pykad.fsm.machine import VrrpMachine
 from pykad.fsm.syncgroup import SyncGroup
 from pykad.fsm.tracking import relations_for
+from pykad.runtime.checker_child import (
+    CheckerChild,
+    ChildFormatter,
+    ChildSpec,
+    bind_to_parent,
+    child_argv,
+    child_env,
+    pid_files_for,
+    splits,
+    take_parent_pid,
+    unblock_reload_signal,
+)
 from pykad.runtime.control import control_path as resolve_control_path
 from pykad.runtime.driver import InstanceDriver, Ports
 from pykad.runtime.dumps import DumpContext, dump_path, render_data, render_json, write_atomically
@@ -73,8 +91,6 @@ from pykad.runtime.lvs import LvsManager, select_subsystems, track_file_values
 from pykad.runtime.notify import Notifier
 from pykad.runtime.operator import Operator
 from pykad.runtime.process import (
-    DEFAULT_PID_FILE,
-    DEFAULT_VRRP_PID_FILE,
     PidFileError,
     claim_pid_files,
     release_pid_files,
@@ -101,6 +117,19 @@ class Loaded(Protocol):
     def diagnostics(self) -> Sequence[Diagnostic]: ...
     @property
     def lines(self) -> Mapping[str, Sequence[str]]: ...
+
+
+class CheckerHalf(Protocol):
+    """The checker half as the daemon drives it: in this process
+    (:class:`~pykad.runtime.lvs.LvsManager`) or in a child
+    (:class:`~pykad.runtime.checker_child.CheckerChild`)."""
+
+    async def start(self) -> bool: ...
+    async def reload(
+        self, config: Config, file_values: Mapping[str, int] | None = None
+    ) -> None: ...
+    async def stop(self) -> None: ...
+    async def close(self) -> None: ...
 
 
 @dataclass(eq=False)
@@ -141,6 +170,7 @@ class Daemon:
         metrics_listen: tuple[str, int] | None = None,
         config_file: str | None = None,
         release_ipvs: bool = True,
+        checker_child: ChildSpec | None = None,
     ) -> None:
         self.config = config
         self.loader = loader
@@ -154,13 +184,21 @@ class Daemon:
         self.notifier.group_settled = self._group_settled
         self.monitor = LinkMonitor(self._on_link, self._on_address, netns=netns)
         self.trackers = Trackers(config, self._on_tracker)
+        self._stop = asyncio.Event()
+        self._failed = False  # a part we cannot run without died (the checker child, -R)
         # the checker half (spec §9): IPVS from the health checks; -I keeps IPVS at exit
-        self.lvs = LvsManager(
-            config,
-            self.notifier,
-            release_on_stop=release_ipvs,
-            file_values=track_file_values(config),
-        )
+        self.lvs: CheckerHalf
+        if checker_child is not None:
+            self.lvs = CheckerChild(
+                config, checker_child, stopping=self._stop.is_set, on_fatal=self.fail
+            )
+        else:
+            self.lvs = LvsManager(
+                config,
+                self.notifier,
+                release_on_stop=release_ipvs,
+                file_values=track_file_values(config),
+            )
         self._announcer = announcer
         # the operator interface (pykad.runtime.operator): control socket, metrics
         self.control_path = control_path
@@ -171,7 +209,6 @@ class Daemon:
         self._owned_announcer: PacketAnnouncer | None = None
         self.slots: dict[str, _Slot] = {}
         self.groups: dict[str, SyncGroup] = {}
-        self._stop = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
         self._reload_lock = asyncio.Lock()
         self._background: set[asyncio.Task[object]] = set()
@@ -196,6 +233,8 @@ class Daemon:
                     log.info("Startup complete")
                     await self._stop.wait()
                 await self._shutdown()
+                if self._failed:
+                    code = ExitCode.FATAL
         except* AdapterError as group:
             for exc in group.exceptions:
                 log.error("Fatal: %s", exc)
@@ -215,6 +254,11 @@ class Daemon:
         return code
 
     def request_stop(self) -> None:
+        self._stop.set()
+
+    def fail(self) -> None:
+        """Stop with exit status 1: a part the daemon cannot run without is gone."""
+        self._failed = True
         self._stop.set()
 
     async def _open_operator(self) -> None:
@@ -250,7 +294,7 @@ class Daemon:
             known: dict[tuple[str, int], IPAddress | None] = {}
             for inst in cfg.vrrp_instances:
                 await self._start_instance(inst, known)
-            await self.lvs.start()  # without IPVS it logs why and VRRP runs on
+            await self.lvs.start()  # without IPVS it logs why and VRRP runs on (or: the child)
         except AdapterError as exc:
             log.error("Startup failed: %s", exc)
             if exc.errno in (errno.EPERM, errno.EACCES):
@@ -295,6 +339,9 @@ class Daemon:
         """spec §5.8: every instance gets Shutdown (masters send priority 0 and release)."""
         sd_notify("STOPPING=1", "STATUS=stopping")
         log.info("Stopping")
+        # at once, not after the instances: a checker child stops in parallel (the parent
+        # SIGTERMs its children first, spec §7.2)
+        checkers = asyncio.get_running_loop().create_task(self.lvs.stop(), name="stop checkers")
         for slot in self.slots.values():
             slot.driver.inbox.put_nowait(Shutdown())
         tasks = [s.task for s in self.slots.values() if s.task is not None]
@@ -302,7 +349,7 @@ class Daemon:
             _done, pending = await asyncio.wait(tasks, timeout=DRIVER_STOP_TIMEOUT_S)
             for task in pending:
                 task.cancel()
-        await self.lvs.stop()
+        await checkers
         await self.notifier.drain(STOP_NOTIFY_DEADLINE_S)
         with contextlib.suppress(AdapterError):
             await self._remove_static(self.config)
@@ -566,6 +613,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGUSR2, self.write_stats_dump)
         loop.add_signal_handler(signal.SIGRTMIN + 2, self.write_json_dump)
         loop.add_signal_handler(signal.SIGRTMAX - 1, lambda: self.write_stats_dump(clear=True))
+        unblock_reload_signal()  # a checker child starts with SIGHUP blocked until now
 
     def _remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         for sig in (
@@ -741,11 +789,18 @@ class Daemon:
 
 
 def run_from_cli(opts: Mapping[str, object]) -> ExitCode:
-    """``pykad -f FILE`` (click's options dict from :mod:`pykad.cli`)."""
+    """``pykad -f FILE`` (click's options dict from :mod:`pykad.cli`): the parent, ``-P``,
+    ``-C``, or the checker child a parent started (:mod:`pykad.runtime.checker_child`)."""
     from pykad.config.load import load
 
+    parent = take_parent_pid(os.environ)
     handler = setup_logging(detail=bool(opts.get("log_detail")))
+    if parent is not None:
+        handler.setFormatter(ChildFormatter())
     try:
+        if parent is not None and not bind_to_parent(parent):
+            log.error("The parent pykad (pid %d) is gone - not starting", parent)
+            return ExitCode.FATAL
         log.info("Starting pykad v%s", __version__)
         log.info("Command line: %s", " ".join(repr(a) for a in sys.argv))
         conf = str(opts["conf"])
@@ -771,13 +826,9 @@ def run_from_cli(opts: Mapping[str, object]) -> ExitCode:
             log.error("Configuration %s unusable - not starting", conf)
             return ExitCode.CONFIG
         log.info("Configuration file %s", conf)
-        pid_files = [
-            str(opts.get("pid_file") or DEFAULT_PID_FILE),
-            str(opts.get("vrrp_pid_file") or DEFAULT_VRRP_PID_FILE),
-        ]
         written: list[str] = []
         try:
-            written = claim_pid_files(list(dict.fromkeys(pid_files)))
+            written = claim_pid_files(pid_files_for(opts, child=parent is not None))
         except PidFileError as exc:
             log.error("%s", exc)
             return ExitCode.FATAL
@@ -791,12 +842,24 @@ def run_from_cli(opts: Mapping[str, object]) -> ExitCode:
                     metrics_listen=_opt_listen(opts.get("metrics")),
                     config_file=os.path.abspath(conf),
                     release_ipvs=not opts.get("dont_release_ipvs"),
+                    checker_child=_child_spec(opts),
                 )
             )
         finally:
             release_pid_files(written)
     finally:
         logging.getLogger().removeHandler(handler)
+
+
+def _child_spec(opts: Mapping[str, object]) -> ChildSpec | None:
+    """The checker child of a parent (neither -P nor -C), or None."""
+    if not splits(opts):
+        return None
+    return ChildSpec(
+        child_argv(opts),
+        child_env(os.environ, os.getpid()),
+        respawn=not opts.get("dont_respawn"),
+    )
 
 
 def _opt_str(value: object) -> str | None:
@@ -819,6 +882,7 @@ async def _serve(
     metrics_listen: tuple[str, int] | None = None,
     config_file: str | None = None,
     release_ipvs: bool = True,
+    checker_child: ChildSpec | None = None,
 ) -> ExitCode:
     return await Daemon(
         config,
@@ -828,4 +892,5 @@ async def _serve(
         metrics_listen=metrics_listen,
         config_file=config_file,
         release_ipvs=release_ipvs,
+        checker_child=checker_child,
     ).run()

@@ -372,6 +372,8 @@ class PykadFixture(DaemonFixture):
             str(self.pidfile("main")),
             "-r",
             str(self.pidfile("vrrp")),
+            "-c",
+            str(self.pidfile("checkers")),
             "--control-socket",
             str(self.control_socket),
             *self.extra_args,
