@@ -72,15 +72,36 @@ def _notify_scripts(owner: str, notify: Notify) -> Iterator[tuple[str, Script]]:
             yield f"{owner} {keyword}", value
 
 
-def _walk(where: str, obj: object) -> Iterator[tuple[str, Script]]:
-    if isinstance(obj, Script):
-        yield where, obj
-    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        for f in dataclasses.fields(obj):
-            yield from _walk(where, getattr(obj, f.name))
-    elif isinstance(obj, tuple):
-        for item in obj:
-            yield from _walk(where, item)
+def _walk(where: str, root: object) -> Iterator[tuple[str, Script]]:
+    """Every Script inside ``root`` (dataclasses and tuples), depth first in field order.
+
+    An explicit stack and a per-class list of field names: the LVS model of a large config
+    is tens of thousands of values, and recursive generators with ``dataclasses.fields`` on
+    each were a tenth of ``pykad -t``'s time on bench/config_check.py's config.
+    """
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, Script):
+            yield where, obj
+        elif isinstance(obj, tuple):
+            stack.extend(reversed(obj))
+        else:
+            names = _field_names(type(obj))
+            if names:
+                stack.extend([getattr(obj, name) for name in reversed(names)])
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """Field names of a dataclass, () for any other class (the class of a class included)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        is_dc = dataclasses.is_dataclass(cls)
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls)) if is_dc else ()
+    return names
 
 
 @dataclass(frozen=True, slots=True)

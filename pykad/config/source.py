@@ -71,6 +71,8 @@ _STRTOL_RE = re.compile(r"[ \t]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)[ 
 # Private-use stand-ins for ${_HASH}/${_BANG} so nothing downstream can take them for a
 # comment; they are turned back into '#'/'!' when the line is emitted.
 _HASH, _BANG = "\ue000", "\ue001"
+# A physical line none of whose characters needs the preprocessor (see _read_lines).
+_ORDINARY = re.compile(r'[^#!"\\$\x00' + _HASH + _BANG + r"]*\Z")
 
 
 def default_config_id() -> str:
@@ -403,6 +405,18 @@ class Reader:
                         f"line is longer than {MAXBUF - 1} bytes; keepalived splits it here",
                     )
                 )
+            if collecting is None and _ORDINARY.match(raw) is not None:
+                # Fast path, exactly what decomment + _logical + _emit do for a line with no
+                # comment, quote, escape, $, NUL or stand-in character: most of a real config.
+                line = raw.rstrip("\r\n")
+                text = line.lstrip(_BLANKS)
+                col0 = len(line) - len(text) + 1
+                text = text.rstrip(_BLANKS)
+                if not text:
+                    continue
+                if text[0] not in "@~i":  # conditionals, ~SEQ and includes take the long way
+                    self.out.append(LogicalLine(text, ctx.name, lineno, col0))
+                    continue
             if "\0" in raw:
                 # keepalived's C strings end at a NUL byte, dropping the rest of the line;
                 # nothing after it may reach paths, names or scripts.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import gc
 import ipaddress
 import json
 from dataclasses import dataclass
@@ -168,3 +169,30 @@ def test_dump_of_real_model_is_json_with_defaults() -> None:
     assert inst["vrid"] == 51
     assert "loc" not in inst
     assert data["global_defs"]["vrrp_mcast_group4"] == "224.0.0.18"
+
+
+def test_load_pauses_the_cyclic_gc_only_while_it_runs() -> None:
+    # Thousands of lines allocate far more than gen 0's threshold: without the pause the
+    # collector would run during the load.
+    text = "".join(f"vrrp_script chk_{i} {{\n    script /bin/true\n}}\n" for i in range(2000))
+    runs: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            runs.append(info["generation"])
+
+    gc.collect()  # start from empty generations: the few allocations before the pause are free
+    gc.callbacks.append(count)
+    try:
+        load_text(text)
+    finally:
+        gc.callbacks.remove(count)
+    # at most one: the first allocation after the pause pays for the load's allocations
+    assert len(runs) <= 1
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        load_text("vrrp_instance VI_1 {\n")
+        assert not gc.isenabled()  # a caller's choice is left alone
+    finally:
+        gc.enable()
