@@ -246,7 +246,7 @@ class _Lowering:
         if not self.need(b, i + 1):
             return None
         try:
-            return ipaddress.ip_address(b.args[i])
+            return values.ip_address(b.args[i])
         except ValueError:
             self.error(b, f"{b.keyword}: invalid IP address '{b.args[i]}'", at=b.arg_loc(i))
             return None
@@ -327,81 +327,73 @@ class _Lowering:
 # Table-building helpers: most keywords set one field from one typed value.
 
 
-def _set_int(name: str, lo: int, hi: int) -> Handler:
+# A value parser reads a keyword's value from its Block; None means there is none to set
+# (the parser has already reported why).
+Parse = Callable[["_Lowering", Block], object]
+
+
+def _set(name: str, parse: Parse) -> Handler:
+    """The handler of a keyword that sets field ``name`` to the value ``parse`` reads."""
+
     def handler(lw: _Lowering, b: Block, d: _Draft) -> None:
+        v = parse(lw, b)
+        if v is not None:
+            d.fields[name] = v
+            d.seen[b.keyword] = b
+
+    return handler
+
+
+def _int(lo: int, hi: int) -> Parse:
+    return lambda lw, b: lw.int_(b, 0, lo, hi)
+
+
+def _seconds(lo: int, hi: int) -> Parse:
+    """Whole seconds (keepalived reads these as integers) for a float ``*_s`` field."""
+
+    def parse(lw: _Lowering, b: Block) -> float | None:
         v = lw.int_(b, 0, lo, hi)
-        if v is not None:
-            d.fields[name] = v
-            d.seen[b.keyword] = b
+        return None if v is None else float(v)
 
-    return handler
+    return parse
 
 
-def _set_seconds(name: str, lo: int, hi: int) -> Handler:
-    """Whole seconds (keepalived reads these as integers) into a float ``*_s`` field."""
-
-    def handler(lw: _Lowering, b: Block, d: _Draft) -> None:
-        v = lw.int_(b, 0, lo, hi)
-        if v is not None:
-            d.fields[name] = float(v)
-            d.seen[b.keyword] = b
-
-    return handler
+def _decimal(lo: float, hi: float) -> Parse:
+    return lambda lw, b: lw.decimal(b, 0, lo, hi)
 
 
-def _set_decimal(name: str, lo: float, hi: float) -> Handler:
-    def handler(lw: _Lowering, b: Block, d: _Draft) -> None:
-        v = lw.decimal(b, 0, lo, hi)
-        if v is not None:
-            d.fields[name] = v
-            d.seen[b.keyword] = b
-
-    return handler
+def _bool(lw: _Lowering, b: Block) -> bool | None:
+    return lw.bool_(b)
 
 
-def _set_bool(name: str) -> Handler:
-    def handler(lw: _Lowering, b: Block, d: _Draft) -> None:
-        v = lw.bool_(b)
-        if v is not None:
-            d.fields[name] = v
-            d.seen[b.keyword] = b
+def _flag(value: bool = True) -> Parse:
+    """A keyword without parameter that sets ``value`` (extra words are reported)."""
 
-    return handler
-
-
-def _set_flag(name: str, value: bool = True) -> Handler:
-    def handler(lw: _Lowering, b: Block, d: _Draft) -> None:
+    def parse(lw: _Lowering, b: Block) -> bool:
         lw.flag(b)
-        d.fields[name] = value
-        d.seen[b.keyword] = b
+        return value
 
-    return handler
-
-
-def _set_word(name: str) -> Handler:
-    def handler(lw: _Lowering, b: Block, d: _Draft) -> None:
-        if lw.need(b):
-            d.fields[name] = b.args[0]
-            d.seen[b.keyword] = b
-
-    return handler
+    return parse
 
 
-def _set_ip(name: str, version: int | None = None, *, multicast: bool = False) -> Handler:
-    def handler(lw: _Lowering, b: Block, d: _Draft) -> None:
+def _word(lw: _Lowering, b: Block) -> str | None:
+    return b.args[0] if lw.need(b) else None
+
+
+def _ip(version: int | None = None, *, multicast: bool = False) -> Parse:
+    def parse(lw: _Lowering, b: Block) -> IPAddress | None:
         v = lw.ip(b, 0)
         if v is None:
-            return
+            return None
         if version is not None and v.version != version:
             lw.error(b, f"{b.keyword} must be an IPv{version} address", at=b.arg_loc(0))
-            return
+            return None
         if multicast and not v.is_multicast:
             lw.error(b, f"{b.keyword} {v} is not a multicast address", at=b.arg_loc(0))
-            return
-        d.fields[name] = v
-        d.seen[b.keyword] = b
+            return None
+        return v
 
-    return handler
+    return parse
 
 
 def _not_acted_kw(also: Handler | None = None) -> Handler:
@@ -519,7 +511,7 @@ def _address_line(lw: _Lowering, line: Block, *, owner: str) -> VirtualAddress |
     text = line.keyword
     addr_text, _, plen_text = text.partition("/")
     try:
-        ip = ipaddress.ip_address(addr_text)
+        ip = values.ip_address(addr_text)
     except ValueError:
         lw.error(line, f"({owner}) invalid IP address '{text}' - ignoring")
         return None
@@ -600,7 +592,7 @@ def _address_line(lw: _Lowering, line: Block, *, owner: str) -> VirtualAddress |
                     kw["label"] = value
             elif word == "peer":
                 try:
-                    kw["peer"] = ipaddress.ip_address(value.partition("/")[0])
+                    kw["peer"] = values.ip_address(value.partition("/")[0])
                 except ValueError:
                     lw.error(line, f"invalid peer address '{value}'", at=line.arg_loc(i + 1))
             elif word == "preferred_lft":
@@ -704,7 +696,7 @@ def _route_line(lw: _Lowering, line: Block) -> VirtualRoute | None:
                 return None
             if word in ("src", "via", "gw"):
                 try:
-                    kw["src" if word == "src" else "via"] = ipaddress.ip_address(nxt)
+                    kw["src" if word == "src" else "via"] = values.ip_address(nxt)
                 except ValueError:
                     lw.error(line, f"route: invalid {word} address '{nxt}'", at=at(i + 1))
                     return None
@@ -911,7 +903,7 @@ def _inst_src_ip(name: str) -> Handler:
 def _inst_unicast_peer(lw: _Lowering, b: Block, d: _Draft) -> None:
     for line in lw.value_lines(b):
         try:
-            ip = ipaddress.ip_address(line.keyword)
+            ip = values.ip_address(line.keyword)
         except ValueError:
             lw.error(line, f"({d.name}) invalid unicast peer address '{line.keyword}'")
             continue
@@ -1067,43 +1059,43 @@ def _inst_garp_repeat(name: str) -> Handler:
 _INSTANCE: Final[Mapping[str, _Kw]] = {
     "state": _Kw(_inst_state),
     "priority": _Kw(_inst_priority),
-    "virtual_router_id": _Kw(_set_int("vrid", 1, 255)),
+    "virtual_router_id": _Kw(_set("vrid", _int(1, 255))),
     "interface": _Kw(_inst_interface),
     "advert_int": _Kw(_inst_advert_int),
     "version": _Kw(_inst_version),
     "native_ipv6": _Kw(_inst_native_ipv6),
     "mcast_src_ip": _Kw(_inst_src_ip("mcast_src_ip")),
     "unicast_src_ip": _Kw(_inst_src_ip("unicast_src_ip")),
-    "mcast_dst_ip": _Kw(_set_ip("mcast_group", multicast=True)),
-    "track_src_ip": _Kw(_set_flag("track_src_ip")),
+    "mcast_dst_ip": _Kw(_set("mcast_group", _ip(multicast=True))),
+    "track_src_ip": _Kw(_set("track_src_ip", _flag())),
     "unicast_peer": _Kw(_inst_unicast_peer, block=True),
-    "unicast_ttl": _Kw(_set_int("unicast_ttl", 0, 255)),
-    "unicast_fault_no_peer": _Kw(_set_flag("unicast_fault_no_peer")),
-    "check_unicast_src": _Kw(_set_flag("check_unicast_src")),
-    "v3_checksum_as_v2": _Kw(_set_bool("v3_checksum_as_v2")),
-    "dont_track_primary": _Kw(_set_flag("dont_track_primary")),
+    "unicast_ttl": _Kw(_set("unicast_ttl", _int(0, 255))),
+    "unicast_fault_no_peer": _Kw(_set("unicast_fault_no_peer", _flag())),
+    "check_unicast_src": _Kw(_set("check_unicast_src", _flag())),
+    "v3_checksum_as_v2": _Kw(_set("v3_checksum_as_v2", _bool)),
+    "dont_track_primary": _Kw(_set("dont_track_primary", _flag())),
     "use_vmac": _Kw(_inst_use_vmac),
     "virtual_ipaddress": _Kw(_inst_addresses("vips"), block=True),
     "virtual_ipaddress_excluded": _Kw(_inst_addresses("excluded"), block=True),
     "virtual_routes": _Kw(_inst_routes, block=True),
     "virtual_rules": _Kw(_inst_rules, block=True),
     "authentication": _Kw(_inst_authentication, block=True),
-    "nopreempt": _Kw(_set_flag("nopreempt")),
-    "preempt": _Kw(_set_flag("nopreempt", value=False)),
-    "preempt_delay": _Kw(_set_decimal("preempt_delay_s", 0, 1000)),
-    "garp_master_delay": _Kw(_set_seconds("garp_master_delay_s", 0, _I32_MAX)),
+    "nopreempt": _Kw(_set("nopreempt", _flag())),
+    "preempt": _Kw(_set("nopreempt", _flag(False))),
+    "preempt_delay": _Kw(_set("preempt_delay_s", _decimal(0, 1000))),
+    "garp_master_delay": _Kw(_set("garp_master_delay_s", _seconds(0, _I32_MAX))),
     "garp_master_repeat": _Kw(_inst_garp_repeat("garp_master_repeat")),
-    "garp_master_refresh": _Kw(_set_seconds("garp_master_refresh_s", 0, _I32_MAX)),
+    "garp_master_refresh": _Kw(_set("garp_master_refresh_s", _seconds(0, _I32_MAX))),
     "garp_master_refresh_repeat": _Kw(_inst_garp_repeat("garp_master_refresh_repeat")),
-    "garp_lower_prio_delay": _Kw(_set_seconds("garp_lower_prio_delay_s", 0, _I32_MAX)),
+    "garp_lower_prio_delay": _Kw(_set("garp_lower_prio_delay_s", _seconds(0, _I32_MAX))),
     "garp_lower_prio_repeat": _Kw(_inst_garp_repeat("garp_lower_prio_repeat")),
-    "down_timer_adverts": _Kw(_set_int("down_timer_adverts", 1, 100)),
-    "lower_prio_no_advert": _Kw(_set_bool("lower_prio_no_advert")),
-    "higher_prio_send_advert": _Kw(_set_bool("higher_prio_send_advert")),
-    "skip_check_adv_addr": _Kw(_set_bool("skip_check_adv_addr")),
+    "down_timer_adverts": _Kw(_set("down_timer_adverts", _int(1, 100))),
+    "lower_prio_no_advert": _Kw(_set("lower_prio_no_advert", _bool)),
+    "higher_prio_send_advert": _Kw(_set("higher_prio_send_advert", _bool)),
+    "skip_check_adv_addr": _Kw(_set("skip_check_adv_addr", _bool)),
     "strict_mode": _Kw(_inst_strict_mode),
-    "accept": _Kw(_set_flag("accept")),
-    "no_accept": _Kw(_set_flag("accept", value=False)),
+    "accept": _Kw(_set("accept", _flag())),
+    "no_accept": _Kw(_set("accept", _flag(False))),
     "track_interface": _Kw(_track_block("interfaces", 253, clamp254=True), block=True),
     "track_script": _Kw(_track_block("scripts", 253, clamp254=True), block=True),
     "track_file": _Kw(_track_block("files", 254), block=True),
@@ -1116,8 +1108,8 @@ _INSTANCE: Final[Mapping[str, _Kw]] = {
     "notify_deleted": _Kw(_notify_deleted),
     "notify": _Kw(_notify("generic")),
     "notify_master_rx_lower_pri": _Kw(_notify("master_rx_lower_pri")),
-    "notify_priority_changes": _Kw(_set_bool("_notify_priority_changes")),
-    "smtp_alert": _Kw(_set_bool("_smtp_alert")),
+    "notify_priority_changes": _Kw(_set("_notify_priority_changes", _bool)),
+    "smtp_alert": _Kw(_set("_smtp_alert", _bool)),
 }
 
 # keepalived 2.2.7 instance keywords pykad parses no further than this warning.
@@ -1210,7 +1202,7 @@ _SCRIPT: Final[Mapping[str, _Kw]] = {
     "rise": _Kw(_script_count("rise")),
     "fall": _Kw(_script_count("fall")),
     "user": _Kw(_script_user),
-    "init_fail": _Kw(_set_flag("init_fail")),
+    "init_fail": _Kw(_set("init_fail", _flag())),
 }
 
 
@@ -1263,7 +1255,7 @@ def _tf_init_file(lw: _Lowering, b: Block, d: _Draft) -> None:
 
 
 _TRACK_FILE: Final[Mapping[str, _Kw]] = {
-    "file": _Kw(_set_word("path")),
+    "file": _Kw(_set("path", _word)),
     "weight": _Kw(_tf_weight),
     "init_file": _Kw(_tf_init_file),
 }
@@ -1330,12 +1322,12 @@ _TRACK_PROCESS: Final[Mapping[str, _Kw]] = {
     "process": _Kw(_tp_process),
     "param_match": _Kw(_tp_param_match),
     "weight": _Kw(_tp_weight),
-    "quorum": _Kw(_set_int("quorum", 1, 65535)),
-    "quorum_max": _Kw(_set_int("quorum_max", 0, 65535)),
+    "quorum": _Kw(_set("quorum", _int(1, 65535))),
+    "quorum_max": _Kw(_set("quorum_max", _int(0, 65535))),
     "fork_delay": _Kw(_tp_delay),
     "terminate_delay": _Kw(_tp_delay),
     "delay": _Kw(_tp_delay),
-    "full_command": _Kw(_set_flag("full_command")),
+    "full_command": _Kw(_set("full_command", _flag())),
 }
 
 
@@ -1401,7 +1393,7 @@ _SYNC_GROUP: Final[Mapping[str, _Kw]] = {
     "notify": _INSTANCE["notify"],
     "smtp_alert": _INSTANCE["smtp_alert"],
     "notify_priority_changes": _INSTANCE["notify_priority_changes"],
-    "sync_group_tracking_weight": _Kw(_set_flag("sync_group_tracking_weight")),
+    "sync_group_tracking_weight": _Kw(_set("sync_group_tracking_weight", _flag())),
     "global_tracking": _Kw(_sg_global_tracking),
 }
 
@@ -1497,54 +1489,54 @@ def _g_dynamic_interfaces(lw: _Lowering, b: Block, d: _Draft) -> None:
 
 
 _GLOBAL: Final[Mapping[str, _Kw]] = {
-    "router_id": _Kw(_set_word("router_id")),
+    "router_id": _Kw(_set("router_id", _word)),
     "notification_email": _Kw(_g_notification_email, block=True),
-    "notification_email_from": _Kw(_set_word("notification_email_from")),
+    "notification_email_from": _Kw(_set("notification_email_from", _word)),
     "smtp_server": _Kw(_g_smtp_server),
-    "smtp_helo_name": _Kw(_set_word("smtp_helo_name")),
+    "smtp_helo_name": _Kw(_set("smtp_helo_name", _word)),
     "smtp_connect_timeout": _Kw(_g_smtp_connect_timeout),
-    "smtp_alert": _Kw(_set_bool("smtp_alert")),
-    "smtp_alert_vrrp": _Kw(_set_bool("smtp_alert_vrrp")),
-    "smtp_alert_checker": _Kw(_set_bool("smtp_alert_checker")),
-    "no_email_faults": _Kw(_set_flag("no_email_faults")),
-    "vrrp_mcast_group4": _Kw(_set_ip("vrrp_mcast_group4", 4, multicast=True)),
-    "vrrp_mcast_group6": _Kw(_set_ip("vrrp_mcast_group6", 6, multicast=True)),
-    "default_interface": _Kw(_set_word("default_interface")),
-    "vrrp_garp_master_delay": _Kw(_set_seconds("vrrp_garp_master_delay_s", 0, _I32_MAX)),
+    "smtp_alert": _Kw(_set("smtp_alert", _bool)),
+    "smtp_alert_vrrp": _Kw(_set("smtp_alert_vrrp", _bool)),
+    "smtp_alert_checker": _Kw(_set("smtp_alert_checker", _bool)),
+    "no_email_faults": _Kw(_set("no_email_faults", _flag())),
+    "vrrp_mcast_group4": _Kw(_set("vrrp_mcast_group4", _ip(4, multicast=True))),
+    "vrrp_mcast_group6": _Kw(_set("vrrp_mcast_group6", _ip(6, multicast=True))),
+    "default_interface": _Kw(_set("default_interface", _word)),
+    "vrrp_garp_master_delay": _Kw(_set("vrrp_garp_master_delay_s", _seconds(0, _I32_MAX))),
     "vrrp_garp_master_repeat": _Kw(_inst_garp_repeat("vrrp_garp_master_repeat")),
-    "vrrp_garp_master_refresh": _Kw(_set_seconds("vrrp_garp_master_refresh_s", 0, _I32_MAX)),
+    "vrrp_garp_master_refresh": _Kw(_set("vrrp_garp_master_refresh_s", _seconds(0, _I32_MAX))),
     "vrrp_garp_master_refresh_repeat": _Kw(_inst_garp_repeat("vrrp_garp_master_refresh_repeat")),
-    "vrrp_garp_lower_prio_delay": _Kw(_set_seconds("vrrp_garp_lower_prio_delay_s", 0, _I32_MAX)),
-    "vrrp_garp_lower_prio_repeat": _Kw(_set_int("vrrp_garp_lower_prio_repeat", 0, _I32_MAX)),
-    "vrrp_garp_interval": _Kw(_set_decimal("vrrp_garp_interval_s", 0, 1000)),
-    "vrrp_gna_interval": _Kw(_set_decimal("vrrp_gna_interval_s", 0, 1000)),
-    "vrrp_min_garp": _Kw(_set_bool("vrrp_min_garp")),
-    "vrrp_down_timer_adverts": _Kw(_set_int("vrrp_down_timer_adverts", 1, 100)),
-    "vrrp_lower_prio_no_advert": _Kw(_set_bool("vrrp_lower_prio_no_advert")),
-    "vrrp_higher_prio_send_advert": _Kw(_set_bool("vrrp_higher_prio_send_advert")),
+    "vrrp_garp_lower_prio_delay": _Kw(_set("vrrp_garp_lower_prio_delay_s", _seconds(0, _I32_MAX))),
+    "vrrp_garp_lower_prio_repeat": _Kw(_set("vrrp_garp_lower_prio_repeat", _int(0, _I32_MAX))),
+    "vrrp_garp_interval": _Kw(_set("vrrp_garp_interval_s", _decimal(0, 1000))),
+    "vrrp_gna_interval": _Kw(_set("vrrp_gna_interval_s", _decimal(0, 1000))),
+    "vrrp_min_garp": _Kw(_set("vrrp_min_garp", _bool)),
+    "vrrp_down_timer_adverts": _Kw(_set("vrrp_down_timer_adverts", _int(1, 100))),
+    "vrrp_lower_prio_no_advert": _Kw(_set("vrrp_lower_prio_no_advert", _bool)),
+    "vrrp_higher_prio_send_advert": _Kw(_set("vrrp_higher_prio_send_advert", _bool)),
     "vrrp_version": _Kw(_g_vrrp_version),
-    "vrrp_check_unicast_src": _Kw(_set_flag("vrrp_check_unicast_src")),
-    "vrrp_skip_check_adv_addr": _Kw(_set_flag("vrrp_skip_check_adv_addr")),
-    "vrrp_strict": _Kw(_set_flag("vrrp_strict")),
-    "v3_checksum_as_v2": _Kw(_set_bool("v3_checksum_as_v2")),
+    "vrrp_check_unicast_src": _Kw(_set("vrrp_check_unicast_src", _flag())),
+    "vrrp_skip_check_adv_addr": _Kw(_set("vrrp_skip_check_adv_addr", _flag())),
+    "vrrp_strict": _Kw(_set("vrrp_strict", _flag())),
+    "v3_checksum_as_v2": _Kw(_set("v3_checksum_as_v2", _bool)),
     "script_user": _Kw(_g_script_user),
-    "enable_script_security": _Kw(_set_flag("enable_script_security")),
+    "enable_script_security": _Kw(_set("enable_script_security", _flag())),
     "notify_fifo": _Kw(_g_fifo("notify_fifo")),
     "notify_fifo_script": _Kw(_g_fifo_script("notify_fifo")),
     "vrrp_notify_fifo": _Kw(_g_fifo("vrrp_notify_fifo")),
     "vrrp_notify_fifo_script": _Kw(_g_fifo_script("vrrp_notify_fifo")),
     "lvs_notify_fifo": _Kw(_g_fifo("lvs_notify_fifo")),
     "lvs_notify_fifo_script": _Kw(_g_fifo_script("lvs_notify_fifo")),
-    "vrrp_notify_priority_changes": _Kw(_set_bool("vrrp_notify_priority_changes")),
-    "fifo_write_vrrp_states_on_reload": _Kw(_set_flag("fifo_write_vrrp_states_on_reload")),
+    "vrrp_notify_priority_changes": _Kw(_set("vrrp_notify_priority_changes", _bool)),
+    "fifo_write_vrrp_states_on_reload": _Kw(_set("fifo_write_vrrp_states_on_reload", _flag())),
     "dynamic_interfaces": _Kw(_g_dynamic_interfaces),
-    "vrrp_startup_delay": _Kw(_set_decimal("vrrp_startup_delay_s", 0, 3600)),
-    "log_unknown_vrids": _Kw(_set_flag("log_unknown_vrids")),
-    "lvs_flush": _Kw(_set_flag("lvs_flush")),
-    "lvs_flush_on_stop": _Kw(_set_flag("lvs_flush_on_stop")),
-    "state_dump_file": _Kw(_set_word("state_dump_file")),
-    "stats_dump_file": _Kw(_set_word("stats_dump_file")),
-    "json_dump_file": _Kw(_set_word("json_dump_file")),
+    "vrrp_startup_delay": _Kw(_set("vrrp_startup_delay_s", _decimal(0, 3600))),
+    "log_unknown_vrids": _Kw(_set("log_unknown_vrids", _flag())),
+    "lvs_flush": _Kw(_set("lvs_flush", _flag())),
+    "lvs_flush_on_stop": _Kw(_set("lvs_flush_on_stop", _flag())),
+    "state_dump_file": _Kw(_set("state_dump_file", _word)),
+    "stats_dump_file": _Kw(_set("stats_dump_file", _word)),
+    "json_dump_file": _Kw(_set("json_dump_file", _word)),
 }
 
 # global_defs keywords of keepalived 2.2.7 (and a few of HEAD) that pykad does not act on.

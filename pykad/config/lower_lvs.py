@@ -70,7 +70,13 @@ from pykad.config.model_lvs import (
 )
 from pykad.config.scriptwords import ScriptQuoteError, split
 from pykad.config.tree import Block
-from pykad.config.values import missing_parameter, parse_bool, parse_decimal, parse_int
+from pykad.config.values import (
+    ip_address,
+    missing_parameter,
+    parse_bool,
+    parse_decimal,
+    parse_int,
+)
 
 __all__ = ["TOP_LEVEL_KEYWORDS", "lower_lvs"]
 
@@ -166,7 +172,7 @@ class _Ctx:
         if text is None:
             return None
         try:
-            return ipaddress.ip_address(text)
+            return ip_address(text)
         except ValueError:
             self.error(block, f"invalid IP address '{text}'", i)
             return None
@@ -284,11 +290,11 @@ def _vsg_range(ctx: _Ctx, line: Block) -> VsgAddressRange | None:
     try:
         if "/" in text:
             net = ipaddress.ip_network(text, strict=False)
-            first = ipaddress.ip_address(text.split("/", 1)[0])
+            first = ip_address(text.split("/", 1)[0])
             return VsgAddressRange(first=first, last=net.broadcast_address, port=port, loc=line.loc)
         if "-" in text:
             left, right = text.split("-", 1)
-            first = ipaddress.ip_address(left)
+            first = ip_address(left)
             if _V4_LAST.fullmatch(right) and first.version == 4:
                 last: IPAddress = ipaddress.IPv4Address((int(first) & ~0xFF) | int(right))
                 if int(right) > 255:
@@ -296,12 +302,12 @@ def _vsg_range(ctx: _Ctx, line: Block) -> VsgAddressRange | None:
             elif _V6_LAST.fullmatch(right) and first.version == 6:
                 last = ipaddress.IPv6Address((int(first) & ~0xFFFF) | int(right, 16))
             else:
-                last = ipaddress.ip_address(right)
+                last = ip_address(right)
             if last.version != first.version or int(last) < int(first):
                 ctx.error(line, f"invalid address range '{text}': end before start or mixed family")
                 return None
             return VsgAddressRange(first=first, last=last, port=port, loc=line.loc)
-        addr = ipaddress.ip_address(text)
+        addr = ip_address(text)
     except ValueError:
         ctx.error(line, f"invalid virtual_server_group entry '{text}'")
         return None
