@@ -2303,12 +2303,8 @@ def _unused_objects(
 def _lower_lvs(lw: _Lowering) -> LvsConfig:
     if not lw.lvs_blocks:
         return LvsConfig()
-    try:
-        from pykad.config import lower_lvs
-    except ImportError:  # pragma: no cover - until H3's module lands
-        for b in lw.lvs_blocks:
-            lw.warn(b, _not_acted(b.keyword))
-        return LvsConfig()
+    from pykad.config import lower_lvs  # only configs with LVS blocks pay for its import
+
     return lower_lvs.lower_lvs(lw.lvs_blocks, lw.diags)
 
 
