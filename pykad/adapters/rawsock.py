@@ -78,6 +78,7 @@ from pykad.proto.advert import parse_ipv4
 from pykad.proto.constants import (
     HEADER_LEN,
     IPPROTO_VRRP,
+    IPV4_HEADER_LEN,
     VRRP_GROUP_V4,
     VRRP_GROUP_V6,
     VRRP_TOS,
@@ -99,7 +100,8 @@ CLONE_NEWNET: Final = 0x40000000
 
 RECV_BUFSIZE: Final = 65535
 MAX_PACKETS_PER_WAKEUP: Final = 64  # bound the work of one wake-up even for unknown VRIDs
-SAME_VRID_PER_WAKEUP: Final = 2  # spec §5.7: stop after the 2nd advert for one VRID
+# IPv6 packet info (in6_pktinfo, 20 bytes) and hop limit, or IPv4 packet info (12 bytes)
+ANC_BUFSIZE: Final = socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4) + socket.CMSG_SPACE(12)
 # The timers of a peer's instances fire together: N instances arrive as a burst of N adverts,
 # and a busy Python loop may read several bursts late. The default buffer (rmem_default,
 # about 280 small packets) dropped adverts of 255 instances at advert_int 0.1 until the
@@ -160,6 +162,11 @@ def open_socket(family: int, kind: int, proto: int, netns: str | None = None) ->
 def _host(address: IPAddress) -> str:
     """The socket-address text of a destination: the same few, once per advert each."""
     return str(address)
+
+
+# A received IPv4 address from its 4 bytes: the same few senders and groups every interval.
+_ipv4 = functools.lru_cache(maxsize=1024)(ipaddress.IPv4Address)
+_PLAIN_V4: Final = b"\x45"  # version 4, IHL 5 (no options)
 
 
 def _grow_rcvbuf(sock: socket.socket) -> None:
@@ -394,18 +401,27 @@ class _Channel:
         """Turn one datagram into a ReceivedPacket, or None (counted) when it is not VRRP."""
         stats = self.pool.stats
         if self.family == socket.AF_INET:
-            try:
-                src, dst, ttl, protocol, total_length, payload = parse_ipv4(data)
-            except DecodeError:
-                stats["rx_malformed"] += 1
-                return None
+            if data[:1] == _PLAIN_V4 and len(data) >= IPV4_HEADER_LEN + HEADER_LEN:
+                # The header every VRRP sender writes (IHL 5, no options): split here, with
+                # the same few addresses taken from a cache rather than built per packet
+                # (bench/scale.py: the receive path is most of a backup's time).
+                src, dst = _ipv4(data[12:16]), _ipv4(data[16:20])
+                ttl, protocol, payload = data[8], data[9], data[IPV4_HEADER_LEN:]
+                total_length = int.from_bytes(data[2:4], "big")
+            else:
+                try:
+                    src, dst, ttl, protocol, total_length, payload = parse_ipv4(data)
+                except DecodeError:
+                    stats["rx_malformed"] += 1
+                    return None
             if protocol != IPPROTO_VRRP:
                 stats["rx_malformed"] += 1
                 return None
-            ifindex = self.ifindex
-            for level, kind, value in ancdata:
-                if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= 4:
-                    ifindex = struct.unpack_from("=i", value)[0]
+            ifindex = self.ifindex  # SO_BINDTODEVICE: only that interface's packets
+            if not ifindex:  # a socket for every interface: IP_PKTINFO names the arrival one
+                for level, kind, value in ancdata:
+                    if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= 4:
+                        ifindex = struct.unpack_from("=i", value)[0]
             packet = ReceivedPacket(
                 ifindex=ifindex,
                 src=src,
@@ -641,11 +657,10 @@ class VrrpSocketPool:
         sock = channel.sock
         if sock is None:
             return
-        per_vrid: Counter[int] = Counter()
-        anc_size = socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4) + socket.CMSG_SPACE(12)
+        seen: set[int] = set()  # the VRIDs read once in this wake-up
         for _ in range(MAX_PACKETS_PER_WAKEUP):
             try:
-                data, ancdata, _flags, addr = sock.recvmsg(RECV_BUFSIZE, anc_size)
+                data, ancdata, _flags, addr = sock.recvmsg(RECV_BUFSIZE, ANC_BUFSIZE)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -656,6 +671,8 @@ class VrrpSocketPool:
             if packet is None:
                 continue
             vrid = channel.dispatch(packet)
-            per_vrid[vrid] += 1
-            if per_vrid[vrid] >= SAME_VRID_PER_WAKEUP:
-                return  # the rest waits for the next wake-up (level-triggered reader)
+            if vrid in seen:
+                # spec §5.7: stop after the second advert for one VRID; the rest waits for
+                # the next wake-up (the reader is level triggered)
+                return
+            seen.add(vrid)

@@ -206,14 +206,18 @@ class VrrpMachine:
 
     def next_deadline(self) -> float | None:
         """The earliest armed timer; the driver delivers TimersDue at (or after) it."""
-        timers = (
-            self._adver_at,
-            self._master_down_at,
-            self._garp_delay_at,
-            self._garp_refresh_at,
-            self._garp_lower_at,
-        )
-        return min((t for t in timers if t is not None), default=None)
+        armed = [
+            t
+            for t in (
+                self._adver_at,
+                self._master_down_at,
+                self._garp_delay_at,
+                self._garp_refresh_at,
+                self._garp_lower_at,
+            )
+            if t is not None
+        ]
+        return min(armed) if armed else None
 
     # ----------------------------------------------------------------------------------
     # Dispatch
@@ -222,15 +226,15 @@ class VrrpMachine:
         """Apply one event at time ``now`` (seconds, monotonic) and return the effects."""
         if self._stopped:
             return []  # inert after Shutdown (spec §5.8)
-        match event:
+        match event:  # the frequent ones first: adverts and timers (255 instances, spec §5)
+            case AdvertReceived():
+                return self._on_advert(event, now)
+            case TimersDue():
+                return self._on_timers(now)
             case Startup():
                 return self._on_startup(now)
             case Shutdown():
                 return self._on_shutdown(event, now)
-            case TimersDue():
-                return self._on_timers(now)
-            case AdvertReceived():
-                return self._on_advert(event, now)
             case TrackerChanged():
                 if not self._tracking.set_state(event.kind, event.name, event.up):
                     return []  # not tracked by this instance

@@ -16,6 +16,7 @@ All results are exact binary fractions for whole-second v2 intervals (e.g. prior
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 CS_PER_S: Final = 100
@@ -31,6 +32,9 @@ def _check(priority: int, master_adver_int_cs: int, version: int) -> None:
         raise ValueError(f"VRRP version {version} is not 2 or 3")
 
 
+# Cached: pure functions of a few small integers, evaluated for every advert a backup
+# accepts (its down timer restarts, RFC 5798 6.4.2 (395)); bench/scale.py at 255 instances.
+@functools.lru_cache(maxsize=1024)
 def skew_s(priority: int, master_adver_int_cs: int, version: int) -> float:
     """Skew_Time in seconds for our (effective) ``priority``."""
     _check(priority, master_adver_int_cs, version)
@@ -45,6 +49,7 @@ def skew_min_s(master_adver_int_cs: int, version: int) -> float:
     return skew_s(255, master_adver_int_cs, version)
 
 
+@functools.lru_cache(maxsize=1024)
 def master_down_s(
     priority: int, master_adver_int_cs: int, version: int, down_timer_adverts: int = 3
 ) -> float:

@@ -4,8 +4,18 @@ Theory of operation (STYLE §C, aioquic's "one deadline"): the driver owns a
 :class:`~pykad.fsm.machine.VrrpMachine`. It waits for whichever comes first, an event in its
 inbox or the machine's ``next_deadline()`` (delivered as ``TimersDue``), hands it to
 ``machine.handle(event, now)`` and executes the returned effects in order through the ports.
-Nothing else ever calls the machine: the socket pool's receive callback, the link monitor and
-the daemon (signals, reload, sync groups) only ``put`` events into :attr:`InstanceDriver.inbox`.
+The socket pool's receive callback, the link monitor and the daemon (signals, reload, sync
+groups) only ``put`` events into :attr:`InstanceDriver.inbox` or call
+:meth:`InstanceDriver.on_packet`; nothing but the driver calls the machine.
+
+Fast path: while the driver's task waits idle (empty inbox, no effect in progress), a valid
+advert and an expired deadline are handled at once, in the receive or timer callback
+(:meth:`InstanceDriver._handle_now`): events stay in order because nothing is pending, and
+when the effects are all synchronous (adverts, logs, notify queueing) and the state does not
+change, the task is not woken at all. Address changes and state changes still go through the
+task, in order. The inbox has one timer, re-armed lazily (:class:`Inbox`). Both came from
+bench/scale.py: at 255 instances a future, a timer and a task wake-up per advert were most of
+a backup's CPU time.
 
 Receive path (spec §5.7): packets arrive from the shared socket already demultiplexed by
 VRID; an instance in INIT or FAULT ignores them (check 3); the rest go through
@@ -23,8 +33,10 @@ still queued (keepalived removes "pending GARPs" with the VIPs, spec §5.6).
 from __future__ import annotations
 
 import asyncio
+import collections
 import ipaddress
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -74,6 +86,9 @@ DISCARD_LOG_INTERVAL_S = 1.0  # at most one debug line per discard reason per se
 # Discards that keepalived detects after counting the advert as received (spec §5.7 step
 # 14 precedes the address-list and unicast-source checks of step 15).
 _AFTER_RCVD = frozenset({Discard.UNICAST_SRC})
+
+# Effects the driver awaits (netlink round trips); the others execute synchronously.
+_AWAITED = (InstallVips, RemoveVips)
 
 
 class GroupRouter(Protocol):
@@ -134,44 +149,139 @@ def advert_for(cfg: VrrpInstance) -> Advert:
     )
 
 
-class Inbox(asyncio.Queue[Event]):
-    """A driver's inbox: an asyncio.Queue whose one reader can wait with a timeout without a
-    task per wait. asyncio.wait_for starts a task and cancels it at every timer expiry,
-    which was most of a master's time at 255 instances x advert_int 0.05 (bench/scale.py
-    --profile); here a wait is one future and one timer handle."""
+@dataclass(frozen=True, slots=True)
+class _Decided:
+    """An event the machine already handled in a receive or timer callback (the fast path,
+    :meth:`InstanceDriver._handle_now`) whose effects the driver's task must carry out: they
+    change addresses (awaited) or the state (``settled`` waiters). ``error``: the machine
+    raised; the task raises it, as if it had handled the event itself."""
+
+    event: Event
+    effects: list[Effect]
+    error: Exception | None = None
+
+
+InboxItem = Event | _Decided
+
+
+def _no_deadline() -> float | None:
+    return None
+
+
+def _not_handled() -> bool:
+    return False
+
+
+class Inbox:
+    """A driver's inbox: a FIFO with one reader, who waits for the next item or a deadline
+    with one future per wait and one timer handle per inbox.
+
+    The timer is re-armed lazily: the reader's deadline is a function, read again when the
+    timer fires, so a deadline pushed later (every advert a backup receives pushes its
+    master-down deadline) costs nothing until then; only a deadline moved earlier re-arms it
+    (:meth:`deadline_changed`). asyncio.wait_for (a task per wait) and then a future plus a
+    timer per wait were most of a daemon's time at 255 instances (bench/scale.py --profile).
+    """
 
     def __init__(self) -> None:
-        super().__init__()
-        self._wakeup: asyncio.Future[None] | None = None
+        self._items: collections.deque[InboxItem] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        self._deadline: Callable[[], float | None] = _no_deadline
+        self._clock: Callable[[], float] = time.monotonic
+        self._on_due: Callable[[], bool] = _not_handled
 
-    def put_nowait(self, item: Event) -> None:
-        super().put_nowait(item)
-        if self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)
+    def empty(self) -> bool:
+        return not self._items
 
-    async def next(self, wait_s: float | None) -> Event | None:
-        """The next event, or None once ``wait_s`` seconds passed without one. Always
-        yields to the loop once, so a driver whose deadline is already due cannot starve
-        the other tasks."""
-        if not self.empty():
-            await asyncio.sleep(0)
-            return self.get_nowait()
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def put_nowait(self, item: InboxItem) -> None:
+        self._items.append(item)
+        self._wake()
+
+    def get_nowait(self) -> InboxItem:
+        if not self._items:
+            raise asyncio.QueueEmpty
+        return self._items.popleft()
+
+    @property
+    def idle(self) -> bool:
+        """The reader is waiting and nothing is queued (every put wakes it), so an event
+        handled right now cannot overtake an earlier one."""
+        return self._waiter is not None
+
+    async def next(self, wait_s: float | None) -> InboxItem | None:
+        """The next item, or None once ``wait_s`` seconds (loop time) passed without one."""
         loop = asyncio.get_running_loop()
+        at = None if wait_s is None else loop.time() + wait_s
+        return await self.wait(lambda: at, loop.time)
+
+    async def wait(
+        self,
+        deadline: Callable[[], float | None],
+        clock: Callable[[], float],
+        on_due: Callable[[], bool] = _not_handled,
+    ) -> InboxItem | None:
+        """The next item, or None once ``clock()`` reaches ``deadline()`` (None: no
+        deadline). Always yields to the loop once, so a reader whose deadline is already
+        due cannot starve the other tasks.
+
+        ``on_due()`` runs in the timer callback when the deadline is reached, the reader
+        still idle: True means it handled the expiry itself and the wait goes on towards
+        the next ``deadline()``; False ends the wait with None."""
+        if self._items:
+            await asyncio.sleep(0)
+            return self._items.popleft()
+        loop = self._loop = asyncio.get_running_loop()
+        self._deadline, self._clock, self._on_due = deadline, clock, on_due
         waiter: asyncio.Future[None] = loop.create_future()
-        self._wakeup = waiter
-        timer = None if wait_s is None else loop.call_later(wait_s, _wake, waiter)
+        self._waiter = waiter
+        self._arm()
         try:
             await waiter
         finally:
-            self._wakeup = None
-            if timer is not None:
-                timer.cancel()
-        return None if self.empty() else self.get_nowait()
+            self._waiter = None
+        return self._items.popleft() if self._items else None
 
+    def deadline_changed(self) -> None:
+        """The waiting reader's deadline may have moved earlier: re-arm the timer if so."""
+        if self._waiter is not None:
+            self._arm()
 
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+    def close(self) -> None:
+        """Cancel the timer (the reader is done)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._timer_at = None, math.inf
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _arm(self) -> None:
+        at = self._deadline()
+        if at is None or at >= self._timer_at:
+            return  # no deadline, or the armed timer fires first and reads it again
+        assert self._loop is not None
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self._loop.call_later(at - self._clock(), self._fire)
+
+    def _fire(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        if self._waiter is None:
+            return  # the reader is busy; it arms the timer again when it next waits
+        at = self._deadline()
+        if at is not None and at <= self._clock() and not self._on_due():
+            self._wake()
+            return
+        self.deadline_changed()  # the next deadline, unless on_due queued work (not idle)
 
 
 class InstanceDriver:
@@ -221,6 +331,7 @@ class InstanceDriver:
         # these inputs, so a repeat needs no second decode (bench/scale.py: validation was
         # most of a backup's time at 255 instances x advert_int 0.05).
         self._last_valid: tuple[tuple[object, ...], Advert] | None = None
+        self._startup_at: float | None = None  # vrrp_startup_delay: when Startup is due
 
     @property
     def name(self) -> str:
@@ -236,28 +347,37 @@ class InstanceDriver:
         self._announcer = asyncio.create_task(self._announce_loop(), name=f"garp {self.name}")
         # spec §5.2 step 5 vrrp_startup_delay: the machine stays in INIT (it ignores adverts
         # and only records tracker changes) and gets Startup when the delay is over.
-        startup_at: float | None = None
         if self.startup_delay_s > 0:
-            startup_at = self.clock() + self.startup_delay_s
+            self._startup_at = self.clock() + self.startup_delay_s
             log.info("(%s) Delaying startup for %g seconds", self.name, self.startup_delay_s)
         try:
-            if startup_at is None:
+            if self._startup_at is None:
                 await self.dispatch(Startup())
             while not self.finished:
-                deadline = self.machine.next_deadline() if startup_at is None else startup_at
-                timeout = None if deadline is None else max(0.0, deadline - self.clock())
-                event = await self.inbox.next(timeout)
-                if event is None:
-                    event = TimersDue() if startup_at is None else Startup()
-                if isinstance(event, Startup):
-                    startup_at = None
-                await self.dispatch(event)
+                item = await self.inbox.wait(self._deadline, self.clock, self._on_due)
+                if item is None:
+                    item = TimersDue() if self._startup_at is None else Startup()
+                if isinstance(item, _Decided):
+                    if item.error is not None:
+                        raise item.error
+                    await self._carry_out(item.event, item.effects)
+                    continue
+                if isinstance(item, Startup):
+                    self._startup_at = None
+                await self.dispatch(item)
         finally:
+            self.inbox.close()
             self._announcer.cancel()
             await asyncio.gather(self._announcer, return_exceptions=True)
 
+    def _deadline(self) -> float | None:
+        return self.machine.next_deadline() if self._startup_at is None else self._startup_at
+
     async def dispatch(self, event: Event) -> None:
         """Hand one event to the machine and execute the effects (used by run())."""
+        await self._carry_out(event, self._decide(event))
+
+    def _decide(self, event: Event) -> list[Effect]:
         if isinstance(event, Reconfigure):
             self._apply_config(event.cfg)
         elif isinstance(event, SourceAddressChanged) and event.address is not None:
@@ -265,6 +385,9 @@ class InstanceDriver:
         effects = self.machine.handle(event, self.clock())
         if isinstance(event, Shutdown) and not event.deleted and not self.release_vips_on_stop:
             effects = [e for e in effects if not isinstance(e, RemoveVips)]
+        return effects
+
+    async def _carry_out(self, event: Event, effects: list[Effect]) -> None:
         await self.execute(effects)
         if self.settled_state != self.machine.state:
             self.settled_state = self.machine.state
@@ -272,6 +395,39 @@ class InstanceDriver:
                 self.settled.notify_all()
         if isinstance(event, Shutdown):
             self.finished = True
+
+    # ------------------------------------------------------------------ the fast path
+
+    def _on_due(self) -> bool:
+        """The inbox timer found the deadline reached while the task waits idle."""
+        if self._startup_at is not None:
+            return False  # Startup goes through the task (the wait ends with None)
+        self._handle_now(TimersDue())
+        return True
+
+    def _handle_now(self, event: AdvertReceived | TimersDue) -> None:
+        """Handle ``event`` inside the receive or timer callback, without waking the task.
+
+        Only while the task waits with an empty inbox (``inbox.idle``): no earlier event
+        and no effect is pending, so the order of events and of effects is the one the task
+        would give. The machine decides here; synchronous effects (adverts, logs, notify
+        and GARP queueing) run here too. Effects that await (addresses) or a state change
+        (``settled`` waiters) go to the task, which carries them out before anything that
+        arrives later. A steady backup's adverts and a master's advert timer stay here:
+        that is most of a daemon's work at 255 instances (bench/scale.py)."""
+        try:
+            effects = self._decide(event)
+        except Exception as exc:  # a bug in pykad: the task raises it, as dispatch would
+            self.inbox.put_nowait(_Decided(event, [], exc))
+            return
+        if self.machine.state != self.settled_state or any(
+            isinstance(e, _AWAITED) for e in effects
+        ):
+            self.inbox.put_nowait(_Decided(event, effects))
+            return
+        for effect in effects:
+            self._run_effect(effect)
+        self.inbox.deadline_changed()  # e.g. a priority-0 advert: master down at skew time
 
     def _apply_config(self, cfg: VrrpInstance) -> None:
         self.policy = rx_policy_for(cfg, self.gdefs)
@@ -288,14 +444,40 @@ class InstanceDriver:
 
     async def execute(self, effects: Iterable[Effect]) -> None:
         for effect in effects:
-            try:
-                await self._execute_one(effect)
-            except (AdapterError, OSError) as exc:
-                self.stats.count("adapter_errors")
-                log.error("(%s) %s failed: %s", self.name, type(effect).__name__, exc)
+            if isinstance(effect, _AWAITED):
+                try:
+                    await self._change_addresses(effect)
+                except (AdapterError, OSError) as exc:
+                    self._effect_failed(effect, exc)
+            else:
+                self._run_effect(effect)
 
-    async def _execute_one(self, effect: Effect) -> None:
-        cfg = self.cfg
+    def _effect_failed(self, effect: Effect, exc: Exception) -> None:
+        self.stats.count("adapter_errors")
+        log.error("(%s) %s failed: %s", self.name, type(effect).__name__, exc)
+
+    async def _change_addresses(self, effect: InstallVips | RemoveVips) -> None:
+        dev = self.cfg.interface
+        if isinstance(effect, InstallVips):
+            log.info("(%s) setting VIPs.", self.name)
+            await self.ports.addresses.install(
+                effect.addresses, effect.routes, effect.rules, default_dev=dev
+            )
+        else:
+            self._cancel_announcements()
+            log.info("(%s) removing VIPs.", self.name)
+            await self.ports.addresses.remove(
+                effect.addresses, effect.routes, effect.rules, default_dev=dev
+            )
+
+    def _run_effect(self, effect: Effect) -> None:
+        """Execute one synchronous effect (all but InstallVips / RemoveVips)."""
+        try:
+            self._run_sync(effect)
+        except (AdapterError, OSError) as exc:
+            self._effect_failed(effect, exc)
+
+    def _run_sync(self, effect: Effect) -> None:
         match effect:
             case SendAdvert(priority=prio):
                 self.ports.packets.send(self.encoder.payload_for(prio))
@@ -303,13 +485,6 @@ class InstanceDriver:
                 if prio == 0:
                     self.stats.count("pri_zero_sent")
                     log.info("(%s) sent 0 priority", self.name)
-            case InstallVips(addresses=addrs, routes=routes, rules=rules):
-                log.info("(%s) setting VIPs.", self.name)
-                await self.ports.addresses.install(addrs, routes, rules, default_dev=cfg.interface)
-            case RemoveVips(addresses=addrs, routes=routes, rules=rules):
-                self._cancel_announcements()
-                log.info("(%s) removing VIPs.", self.name)
-                await self.ports.addresses.remove(addrs, routes, rules, default_dev=cfg.interface)
             case Announce():
                 if effect.addresses and effect.repeat > 0:
                     self._announce_q.put_nowait(effect)
@@ -382,12 +557,16 @@ class InstanceDriver:
                 self._discarded(exc, pkt.src)
                 return
             self._last_valid = (key, advert)
-        self.stats.count("advert_rcvd")
+        self.stats.advert_rcvd += 1
         if advert.priority == 0:
-            self.stats.count("pri_zero_rcvd")
-        self.inbox.put_nowait(
-            AdvertReceived(src=pkt.src, priority=advert.priority, adver_int_cs=advert.adver_int_cs)
+            self.stats.pri_zero_rcvd += 1
+        event = AdvertReceived(
+            src=pkt.src, priority=advert.priority, adver_int_cs=advert.adver_int_cs
         )
+        if self.inbox.idle:
+            self._handle_now(event)
+        else:
+            self.inbox.put_nowait(event)
 
     def _discarded(self, exc: DecodeError, src: IPAddress) -> None:
         reason = exc.reason

@@ -24,9 +24,10 @@ from pykad.config.model import (
     VirtualRule,
     VrrpInstance,
 )
-from pykad.errors import AdapterError
+from pykad.errors import AdapterError, InvalidTransition
 from pykad.fsm import timing
-from pykad.fsm.events import Reconfigure, Shutdown
+from pykad.fsm.effects import Effect
+from pykad.fsm.events import AdvertReceived, Event, Reconfigure, Shutdown
 from pykad.fsm.machine import VrrpMachine
 from pykad.proto.advert import Advert, decode, encode
 from pykad.proto.constants import VRRP_GROUP_V4
@@ -326,3 +327,179 @@ def test_auth_pass_is_sent_and_checked(vloop: asyncio.AbstractEventLoop) -> None
     assert (driver.stats.auth_failure, driver.stats.authtype_mismatch) == (1, 1)
     assert driver.stats.advert_rcvd == 1
     assert driver.machine.master_ip == PEER
+
+
+# ---------------------------------------------------------------------- the fast path
+
+
+def test_a_steady_backup_handles_adverts_in_the_receive_callback(
+    vloop: asyncio.AbstractEventLoop,
+) -> None:
+    """While the task waits idle, an advert is decided at once (no task wake-up): the
+    machine has learned the master when on_packet returns, and the inbox stays empty."""
+    rec = Recorder(vloop)
+
+    async def scenario() -> InstanceDriver:
+        driver = make_driver(rec, instance())
+        task = asyncio.create_task(driver.run())
+        await _until(driver, 0.5)
+        assert driver.inbox.idle
+        driver.on_packet(advert_packet(150))
+        assert driver.machine.master_ip == PEER
+        assert driver.inbox.empty()
+        assert driver.inbox.idle
+        driver.inbox.put_nowait(Shutdown())
+        await task
+        return driver
+
+    driver = vloop.run_until_complete(scenario())
+    assert driver.stats.advert_rcvd == 1
+
+
+def test_a_packet_during_effects_waits_for_them(vloop: asyncio.AbstractEventLoop) -> None:
+    """A higher-priority advert that arrives while the new master's VIPs are being installed
+    is handled after that event's effects (install, then notify MASTER), not in between."""
+    rec = Recorder(vloop)
+    gate = asyncio.Event()
+    install = rec.install
+
+    async def slow_install(*args: object, **kw: object) -> None:
+        await install(*args, **kw)  # type: ignore[arg-type]
+        await gate.wait()
+
+    rec.install = slow_install  # type: ignore[method-assign]
+
+    async def scenario() -> InstanceDriver:
+        driver = make_driver(rec, instance())
+        task = asyncio.create_task(driver.run())
+        await _until(driver, DOWN_S + 0.1)  # MASTER, blocked in install
+        assert rec.kinds()[-1] == "install"
+        driver.on_packet(advert_packet(150))
+        assert not driver.inbox.idle
+        assert driver.inbox.qsize() == 1
+        assert driver.machine.state == "MASTER"  # not decided yet
+        gate.set()
+        await _until(driver, DOWN_S + 0.2)
+        assert driver.machine.state == "BACKUP"
+        driver.inbox.put_nowait(Shutdown())
+        await task
+        return driver
+
+    vloop.run_until_complete(scenario())
+    notified = [detail for _, what, detail in rec.calls if what == "notify"]
+    assert [n[2] for n in notified] == ["BACKUP", "MASTER", "BACKUP", "STOP"]  # type: ignore[index]
+    removed = next(t for t, what, _ in rec.calls if what == "remove")
+    assert removed == pytest.approx(DOWN_S + 0.1)  # the demotion, once the install returned
+    assert rec.kinds().index("remove") > rec.kinds().index("install")
+
+
+def test_a_resigning_master_moves_the_deadline_earlier(vloop: asyncio.AbstractEventLoop) -> None:
+    """Priority 0 in BACKUP: master down after Skew_Time (RFC 5798 6.4.2 (380)-(385)); the
+    inbox timer, armed for the full down interval, is re-armed for the earlier deadline."""
+    rec = Recorder(vloop)
+
+    async def scenario() -> None:
+        driver = make_driver(rec, instance())
+        task = asyncio.create_task(driver.run())
+        await _until(driver, 1.0)
+        driver.on_packet(advert_packet(150))
+        await _until(driver, 2.0)
+        driver.on_packet(advert_packet(0))
+        await _until(driver, 3.0)
+        driver.inbox.put_nowait(Shutdown())
+        await task
+
+    vloop.run_until_complete(scenario())
+    became = next(t for t, what, _ in rec.calls if what == "install")
+    assert became == pytest.approx(2.0 + timing.skew_s(100, 100, 2))
+
+
+def test_a_master_sends_from_the_timer_and_effects_keep_their_order(
+    vloop: asyncio.AbstractEventLoop,
+) -> None:
+    """A lower-priority advert to a master (spec §5.4 item 3) is answered at once, in the
+    receive callback: the forced advert, then the notify, in the machine's order; the advert
+    timer then restarts from that send."""
+    rec = Recorder(vloop)
+
+    async def scenario() -> None:
+        driver = make_driver(rec, instance(garp_lower_prio_repeat=0))
+        task = asyncio.create_task(driver.run())
+        await _until(driver, DOWN_S + 0.5)
+        mark = len(rec.calls)
+        driver.on_packet(advert_packet(50))
+        assert rec.kinds()[mark:] == ["send", "notify"]
+        await _until(driver, DOWN_S + 1.9)
+        driver.inbox.put_nowait(Shutdown())
+        await task
+
+    vloop.run_until_complete(scenario())
+    sends = [t for t, what, prio in rec.calls if what == "send" and prio == 100]
+    assert sends == pytest.approx([DOWN_S, DOWN_S + 0.5, DOWN_S + 1.5])
+
+
+def test_a_machine_error_in_the_fast_path_ends_the_task(
+    vloop: asyncio.AbstractEventLoop,
+) -> None:
+    """A bug in the machine raised in a receive callback is not lost in the socket pool's
+    handler: the driver's task raises it, as it would have handled the event itself."""
+    rec = Recorder(vloop)
+
+    class Broken(VrrpMachine):
+        def handle(self, event: Event, now: float) -> list[Effect]:
+            if isinstance(event, AdvertReceived):
+                raise InvalidTransition(self.state, self.state, "broken")
+            return super().handle(event, now)
+
+    async def scenario() -> None:
+        machine = Broken(instance(), own_ip=OWN)
+        ports = Ports(packets=rec, addresses=rec, announcer=rec, notifier=rec)
+        driver = InstanceDriver(machine, ports, source=OWN)
+        task = asyncio.create_task(driver.run())
+        await _until(driver, 0.5)
+        driver.on_packet(advert_packet(150))
+        with pytest.raises(InvalidTransition):
+            await task
+
+    vloop.run_until_complete(scenario())
+
+
+def test_inbox_deadline_read_again_when_the_timer_fires(
+    vloop: asyncio.AbstractEventLoop,
+) -> None:
+    """A deadline pushed later needs no new timer: the armed one fires, reads it again and
+    waits on; one moved earlier is re-armed by deadline_changed(). on_due() handling the
+    expiry keeps the wait going."""
+
+    async def scenario() -> list[tuple[object, float]]:
+        loop = asyncio.get_running_loop()
+        inbox = Inbox()
+        at: list[float | None] = [1.0]
+        handled: list[float] = []
+        got: list[tuple[object, float]] = []
+
+        def on_due() -> bool:
+            handled.append(loop.time())
+            if len(handled) == 1:
+                at[0] = 2.5  # handled here; the next deadline
+                return True
+            return False
+
+        def push_later() -> None:
+            at[0] = 1.5
+
+        loop.call_later(0.5, push_later)
+        got.append((await inbox.wait(lambda: at[0], loop.time, on_due), loop.time()))
+        assert handled == [1.5, 2.5]
+
+        def pull_earlier() -> None:
+            at[0] = 3.0
+            inbox.deadline_changed()
+
+        at[0] = 10.0
+        loop.call_later(0.1, pull_earlier)
+        got.append((await inbox.wait(lambda: at[0], loop.time), loop.time()))
+        inbox.close()
+        return got
+
+    assert vloop.run_until_complete(scenario()) == [(None, 2.5), (None, 3.0)]
