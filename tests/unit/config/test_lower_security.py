@@ -67,6 +67,36 @@ def test_configured_scripts_lists_every_script() -> None:
     ]
 
 
+def test_configured_scripts_finds_the_lvs_scripts() -> None:
+    # the LVS model is walked generically (security._walk); these are all its script slots
+    text = """\
+virtual_server 192.0.2.1 80 {
+    quorum_up "/x/qu.sh"
+    quorum_down /x/qd.sh
+    real_server 198.51.100.1 80 {
+        notify_up /x/up.sh
+        notify_down /x/down.sh
+        TCP_CHECK {
+            connect_timeout 3
+        }
+        MISC_CHECK {
+            misc_path "/x/misc.sh arg"
+        }
+    }
+    sorry_server 198.51.100.9 80
+}
+"""
+    config, diags = lower(parse_text(text, "t.conf").blocks)
+    assert config is not None, diags
+    assert [(w, s.argv) for w, s in configured_scripts(config)] == [
+        ("virtual_server", ("/x/qu.sh",)),
+        ("virtual_server", ("/x/qd.sh",)),
+        ("virtual_server", ("/x/up.sh",)),
+        ("virtual_server", ("/x/down.sh",)),
+        ("virtual_server", ("/x/misc.sh", "arg")),
+    ]
+
+
 def test_secure_root_script_passes(secure_tmp: Path) -> None:
     p = script_file(secure_tmp)
     assert check_scripts(config_for(f"notify_master {p}")) == []
