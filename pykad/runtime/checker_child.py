@@ -337,7 +337,12 @@ class CheckerChild:
 
     async def _supervise(self) -> None:
         while self.wanted():
-            proc = self._spawn()
+            try:
+                proc = self._spawn()
+            except OSError as exc:  # no such program, no memory: no retry will help
+                log.error("Healthcheck child process: fork error(%s). Terminating", exc)
+                self._fatal()
+                return
             started = time.monotonic()
             returncode = await self._wait(proc)
             why = describe_exit(returncode)

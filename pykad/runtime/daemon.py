@@ -817,9 +817,11 @@ def run_from_cli(opts: Mapping[str, object]) -> ExitCode:
             )
 
         result = loader()
-        sys.stderr.write(render(result.diagnostics, result.lines))
+        errors = startup_errors(result.diagnostics)
+        if parent is None or errors:  # a child's warnings: its parent has shown them
+            sys.stderr.write(render(result.diagnostics, result.lines))
         # keepalived runs in spite of a SECURITY VIOLATION; refused scripts are not run
-        if result.config is None or startup_errors(result.diagnostics):
+        if result.config is None or errors:
             if not os.path.exists(conf):
                 log.error("Configuration file %s missing", conf)
                 return ExitCode.NO_CONFIG

@@ -297,6 +297,21 @@ async def test_dont_respawn_and_permanent_errors_stop_the_daemon(logs: LogWaiter
 
 
 @pytest.mark.asyncio
+async def test_a_child_that_cannot_be_started_stops_the_daemon(
+    logs: LogWaiter, tmp_path: Path
+) -> None:
+    owner = Owner()
+    child = supervisor(WITH_VS, [str(tmp_path / "no-such-program")], owner)
+    try:
+        await child.start()
+        await owner.fatal.wait()
+        assert "Healthcheck child process: fork error(" in logs.lines[-1]
+        assert child.starts == 0
+    finally:
+        await child.close()
+
+
+@pytest.mark.asyncio
 async def test_an_exit_while_the_daemon_stops_is_not_a_death(logs: LogWaiter) -> None:
     owner = Owner()
     owner.stopping = True  # e.g. systemd's SIGTERM reached both processes at once
