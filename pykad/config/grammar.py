@@ -42,7 +42,6 @@ __all__ = [
     "parse_lines",
     "parse_text",
     "sort_diagnostics",
-    "tokenize",
 ]
 
 # keepalived's WHITE_SPACE; "\n" separates the logical lines we concatenate for one scan.
@@ -72,21 +71,6 @@ def _token_grammar() -> pp.ParserElement:
 
 _TOKEN = _token_grammar()
 _WORD_RE = re.compile(r"[^ \t\v\f\r\n]+")
-
-
-@dataclass(slots=True)
-class _Token:
-    text: str
-    col: int  # 1-based physical column
-    kind: str  # "word" | "quoted" | "{" | "}"
-    start: int  # offset in the logical line text (quote included for quoted)
-    end: int
-
-
-@dataclass(slots=True)
-class TokenizedLine:
-    line: LogicalLine
-    tokens: list[_Token] = field(default_factory=list)
 
 
 # (text, kind, start, end) of one token, offsets within the logical line's text.
@@ -138,26 +122,6 @@ def _distinct(lines: Sequence[LogicalLine]) -> tuple[list[int], list[str]]:
     index: dict[str, int] = {}
     which = [index.setdefault(ln.text, len(index)) for ln in lines]
     return which, list(index)
-
-
-def _quote_error(ln: LogicalLine, offset: int) -> Diagnostic:
-    return error(ln.loc(offset), f"Unmatched quote: '{ln.text}'", hint="add the closing '\"'")
-
-
-def tokenize(
-    lines: Sequence[LogicalLine],
-) -> tuple[list[TokenizedLine], list[Diagnostic]]:
-    """Tokenise every logical line (§1.2): tokens with their physical columns."""
-    which, texts = _distinct(lines)
-    lexed = _lex(texts)
-    out: list[TokenizedLine] = []
-    diags: list[Diagnostic] = []
-    for ln, w in zip(lines, which, strict=True):
-        lexemes, unmatched = lexed[w]
-        out.append(TokenizedLine(ln, [_Token(t, ln.col(a), k, a, b) for t, k, a, b in lexemes]))
-        if unmatched is not None:
-            diags.append(_quote_error(ln, unmatched))
-    return out, diags
 
 
 # A logical line's text cut at its braces: a brace is ("{" or "}", offset), a line segment is
@@ -241,7 +205,11 @@ def parse_lines(
     for ln, w in zip(lines, which, strict=True):
         pieces, unmatched = plans[w]
         if unmatched is not None:
-            quote_diags.append(_quote_error(ln, unmatched))
+            quote_diags.append(
+                error(
+                    ln.loc(unmatched), f"Unmatched quote: '{ln.text}'", hint="add the closing '\"'"
+                )
+            )
         for piece in pieces:
             if len(piece) == 4:
                 if pending is not None:
