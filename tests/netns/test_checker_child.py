@@ -9,8 +9,10 @@ The IPVS path of the same daemon is exercised by the vm layer (tests/vm).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from pykad.testing.keepalived import PykadFixture, StartDaemon, entering
+from pykad.testing.keepalived import PykadFixture, StartDaemon, entering, pykad_argv0
 from pykad.testing.netns import Lab
 
 pytestmark = pytest.mark.netns
@@ -120,12 +122,18 @@ def test_checker_child_runs_reloads_respawns_and_stops_while_vrrp_elects(
     line = one.wait_for_log(NO_IPVS, timeout=30)
     assert f"pykad_checkers[{child}]: " in line
     assert one.found(f"Starting Healthcheck child process, pid={child}")
-    # the parent alone answers on the control socket (the child has none)
-    assert os.path.exists(one.control_socket)
 
-    # SIGHUP to the parent reaches the child, which reloads its half
+    # SIGHUP to the parent reaches the child, which reloads its half; so does `pykad reload`
+    # (the control socket's reload); `pykad status` answers from the parent
     mark = one.reload()
     one.wait_for_log(f"pykad_checkers[{child}]: Reload complete", timeout=20, since=mark)
+    mark = one.mark()
+    ctl = ["--control-socket", str(one.control_socket)]
+    done = subprocess.run([*pykad_argv0(), "reload", *ctl], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    one.wait_for_log(f"pykad_checkers[{child}]: Reload complete", timeout=20, since=mark)
+    status = subprocess.run([*pykad_argv0(), "status", "--json", *ctl], capture_output=True)
+    assert json.loads(status.stdout)["daemon"]["pid"] == one.pid
 
     # a killed child is restarted; VRRP is not disturbed meanwhile
     mark = one.mark()
