@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import grp
 import os
 import pwd
 import shutil
@@ -26,7 +25,7 @@ import signal
 from dataclasses import dataclass
 
 # the start-up check (config.security, a lower layer) and the runner agree on the default user
-from pykad.config.security import DEFAULT_SCRIPT_USER
+from pykad.config.security import DEFAULT_SCRIPT_USER, user_ids
 
 SCRUBBED_ENV = ("IFS", "LD_PRELOAD", "LD_LIBRARY_PATH")
 
@@ -38,11 +37,12 @@ class RunAs:
 
 
 def lookup(user: str, group: str | None = None) -> RunAs:
-    """``user``'s uid and ``group``'s gid (else the user's primary group).
+    """``user``'s uid and ``group``'s gid (else the user's primary group), by name or
+    number, exactly as the configuration check resolved them (config.security.user_ids).
 
     Raises KeyError for an unknown user or group."""
-    pw = pwd.getpwnam(user)
-    return RunAs(pw.pw_uid, pw.pw_gid if group is None else grp.getgrnam(group).gr_gid)
+    uid, gid, _name = user_ids(user, group)
+    return RunAs(uid, gid)
 
 
 def run_as(

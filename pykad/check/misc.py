@@ -44,7 +44,7 @@ class MiscProbe:
         try:
             creds = run_as(c.user, c.group, self._default_user)
         except KeyError as exc:
-            return ProbeResult(False, f"unknown user or group {exc}")
+            return ProbeResult(False, str(exc.args[0]))
         result = await run_script(
             c.script.argv, creds=creds, timeout_s=c.timeout_s, kill_grace_s=KILL_GRACE_S
         )

@@ -42,6 +42,7 @@ __all__ = [
     "refused_scripts",
     "script_key",
     "script_verdicts",
+    "user_ids",
 ]
 
 # keepalived's default script user when it exists (§2 script_user)
@@ -127,6 +128,25 @@ class _RunAs:
     name: str
 
 
+def user_ids(user: str, group: str | None = None) -> tuple[int, int, str]:
+    """uid, gid and name of ``USER [[:]GROUP]`` (spec §2 script_user): names or numbers;
+    without a group, the user's primary group. The one lookup of the configuration check
+    and of the script runner (pykad.adapters.scripts), so that what ``--check-config``
+    accepts is what runs. Raises KeyError with the unknown user or group in its message."""
+    try:
+        pw = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    except KeyError:
+        raise KeyError(f"user '{user}' does not exist") from None
+    if not group:
+        return pw.pw_uid, pw.pw_gid, pw.pw_name
+    name = group.removeprefix(":")
+    try:
+        gid = int(name) if name.isdigit() else grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise KeyError(f"group '{name}' does not exist") from None
+    return pw.pw_uid, gid, pw.pw_name
+
+
 def _resolve_user(
     script: Script, default_user: str | None, default_group: str | None, *, secure: bool
 ) -> _RunAs | str:
@@ -135,7 +155,7 @@ def _resolve_user(
     group = script.group if script.user else (script.group or default_group)
     if user is None:
         try:
-            pw = pwd.getpwnam(DEFAULT_SCRIPT_USER)
+            pwd.getpwnam(DEFAULT_SCRIPT_USER)
         except KeyError:
             if secure:
                 # keepalived: "Unable to set default user keepalived_script for script"
@@ -144,19 +164,11 @@ def _resolve_user(
                     " global_defs has no script_user)"
                 )
             return _RunAs(os.geteuid(), os.getegid(), "the user pykad runs as")
-    else:
-        try:
-            pw = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
-        except KeyError:
-            return f"user '{user}' does not exist"
-    gid = pw.pw_gid
-    if group:
-        name = group.removeprefix(":")
-        try:
-            gid = grp.getgrnam(name).gr_gid if not name.isdigit() else int(name)
-        except KeyError:
-            return f"group '{name}' does not exist"
-    return _RunAs(pw.pw_uid, gid, pw.pw_name)
+        user = DEFAULT_SCRIPT_USER
+    try:
+        return _RunAs(*user_ids(user, group))
+    except KeyError as exc:
+        return str(exc.args[0])
 
 
 def _find(argv0: str, env: Mapping[str, str]) -> Path | None:

@@ -307,7 +307,7 @@ class ScriptRunner:
         try:
             self._creds = script_credentials(script, gdefs)
         except KeyError as exc:
-            self._creds_error = f"unknown user or group {exc}"
+            self._creds_error = str(exc.args[0])
         self._task: asyncio.Task[None] | None = None
         self._run: asyncio.Task[None] | None = None
         self._proc: asyncio.subprocess.Process | None = None

@@ -264,3 +264,21 @@ def test_vrrp_script_runs_as_its_own_user(tmp_path: Path) -> None:
     assert config is not None
     (d,) = check_scripts(config)
     assert f"script {p} (vrrp_script chk) is not executable by nobody" in d.message
+
+
+def test_user_ids_accepts_names_and_numbers_and_the_runner_agrees() -> None:
+    """What --check-config accepts is what the script runner uses (they share user_ids):
+    a numeric user used to pass the check and fail at run time."""
+    from pykad.adapters.scripts import RunAs, lookup
+    from pykad.config.security import user_ids
+
+    root = pwd.getpwuid(0).pw_name
+    assert user_ids("0") == (0, 0, root)
+    assert user_ids(root, ":0") == (0, 0, root)
+    assert user_ids("0", grp.getgrgid(0).gr_name) == (0, 0, root)
+    assert lookup("0") == RunAs(0, 0)
+    assert lookup(root, ":0") == RunAs(0, 0)
+    with pytest.raises(KeyError, match="user 'no-such-user-pykad' does not exist"):
+        lookup("no-such-user-pykad")
+    with pytest.raises(KeyError, match="group 'no-such-group-pykad' does not exist"):
+        user_ids("0", "no-such-group-pykad")
