@@ -17,7 +17,10 @@ probes around it (``Prober.outage``). One run is four events, in this order:
 4. preemption again (as 2).
 
 Usage: .venv/bin/python bench/failover.py [--runs N] [--cases v2-1 v3-0.1 v3-0.02]
-       [--daemons pykad keepalived]
+       [--daemons pykad keepalived] [--timeline]
+``--timeline`` also captures each graceful handover on the bridge (tcpdump) and reports where
+the time goes, in ms after r1's priority-0 advert: r2's first advert (the skew timer expired),
+r2's first gratuitous ARP for the VIP, r2's first answer to the client.
 Needs root; every namespace and process is removed when it ends (the Lab closes).
 """
 
@@ -25,8 +28,10 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import re
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Final
@@ -41,7 +46,7 @@ from pykad.testing.keepalived import (
     entering,
     pair_configs,
 )
-from pykad.testing.netns import Lab, LabError, Node, sweep_orphans
+from pykad.testing.netns import BRIDGE, Lab, LabError, Node, sweep_orphans
 from pykad.testing.prober import Prober, start_responders
 
 VIP: Final = "192.0.2.254/24"
@@ -98,8 +103,63 @@ def _settle(prober: Prober) -> None:
     prober.wait_until(time.monotonic() + SETTLE_S)
 
 
-def run_case(kind: str, version: int, advert_int: float, runs: int) -> dict[str, Any]:
+class Timeline:
+    """tcpdump on the bridge around one graceful handover (``--timeline``): text lines with
+    link-layer addresses and absolute timestamps, read back by :meth:`marks`."""
+
+    def __init__(self, lab: Lab, path: Path) -> None:
+        self.lab, self.path = lab, path
+        self.macs = {r.mac(): r.name for r in lab.routers}
+        log = path.with_suffix(".log")
+        with path.open("wb") as out, log.open("wb") as err:
+            self.proc = lab.spawn(
+                lab.bridge_ns,
+                [
+                    *("tcpdump", "-i", BRIDGE, "-n", "-e", "-tt", "-l", "-U"),
+                    *("--time-stamp-precision=micro", "vrrp or arp or udp"),
+                ],
+                stdout=out,
+                stderr=err,
+            )
+        deadline = time.monotonic() + 10.0
+        while b"listening on" not in log.read_bytes():  # tcpdump's "listening on br0, ..."
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                lab.stop(self.proc)
+                raise LabError(f"tcpdump did not start: {log.read_text(errors='replace')}")
+            threading.Event().wait(0.05)
+
+    def marks(self, vip: str) -> dict[str, float]:
+        """ms after r1's priority-0 advert of: r2's first advert, r2's first ARP naming the
+        VIP, r2's first UDP answer; empty when the priority-0 advert was not captured."""
+        self.lab.stop(self.proc, timeout=60.0)
+        first: dict[str, float] = {}
+        for line in self.path.read_text(errors="replace").splitlines():
+            fields = line.split(maxsplit=2)
+            if len(fields) < 3 or not fields[0][:1].isdigit():
+                continue
+            t, who = float(fields[0]), self.macs.get(fields[1])
+            if "VRRP" in line:
+                prio = re.search(r"prio (\d+)", line)
+                if who == "r1" and prio is not None and prio.group(1) == "0":
+                    first.setdefault("prio0", t)
+                elif who == "r2":
+                    first.setdefault("advert", t)
+            elif "ARP" in line and who == "r2" and vip in line:
+                first.setdefault("garp", t)
+            elif "UDP" in line and who == "r2":
+                first.setdefault("answer", t)
+        t0 = first.pop("prio0", None)
+        if t0 is None:
+            return {}
+        return {k: round((t - t0) * 1000, 2) for k, t in first.items() if t >= t0}
+
+
+def run_case(
+    kind: str, version: int, advert_int: float, runs: int, timeline: bool = False
+) -> dict[str, Any]:
     out: dict[str, Any] = {"crash": [], "graceful": [], "preempt": [], "errors": [], "split": 0}
+    if timeline:
+        out["timeline"] = []
     template = Instance(version=version, advert_int=advert_int, vips=(VIP,))
     vip = str(ipaddress.ip_interface(VIP).ip)
     master, backup = entering("MASTER"), entering("BACKUP")
@@ -143,13 +203,20 @@ def run_case(kind: str, version: int, advert_int: float, runs: int) -> dict[str,
                     preempt()
 
                     _settle(prober)
+                    capture = (
+                        Timeline(lab, Path(tmpdir) / f"graceful-{i}.txt") if timeline else None
+                    )
                     mark, t = pair.d2.mark(), time.monotonic()
                     pair.d1.stop()
                     pair.d2.wait_for_log(master, timeout=30, since=mark)
                     record("graceful", t, "r2")
+                    if capture is not None:
+                        out["timeline"].append(capture.marks(vip))
                     pair.d1.close()
                     preempt()
                     print(f"  {kind} run {i + 1}/{runs}: " + summary(out), flush=True)
+                    if capture is not None:
+                        print(f"    graceful, ms after priority 0: {out['timeline'][-1]}")
         except (AssertionError, LabError, LogTimeout, OSError) as exc:
             out["errors"].append(f"{type(exc).__name__}: {exc}"[:2000])
             print(f"  {kind}: failed: {exc}", file=sys.stderr, flush=True)
@@ -169,6 +236,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     ap.add_argument("--daemons", nargs="+", choices=list(DAEMONS), default=list(DAEMONS))
+    ap.add_argument("--timeline", action="store_true", help="capture each graceful handover")
     args = ap.parse_args()
     sweep_orphans()
     rec = Recorder("failover")
@@ -182,7 +250,7 @@ def main() -> int:
         }
         for kind in args.daemons:
             print(f"failover {case} {kind}", flush=True)
-            entry[kind] = run_case(kind, version, advert_int, args.runs)
+            entry[kind] = run_case(kind, version, advert_int, args.runs, args.timeline)
         rec.data["cases"][case] = entry
         rec.save()  # after each case: an interrupted run keeps what it measured
     return 0
