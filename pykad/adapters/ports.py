@@ -8,7 +8,7 @@ because restarts and reloads replay effects. Failures raise :class:`pykad.errors
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from pykad.config.model import IPAddress, VirtualAddress, VirtualRoute, VirtualRule
@@ -24,6 +24,9 @@ class ReceivedPacket:
     ttl: int  # IPv4 TTL or IPv6 hop limit
     payload: bytes  # the VRRP message (IPv4 header already stripped and checked)
     ip_total_length: int | None = None  # IPv4 header total-length field, for §5.7 check 11
+    # The adapter's own form of the packet, opaque above it: what a byte-identical repeat
+    # is recognised by (PacketPort.absorb_repeats).
+    raw: object = field(default=None, compare=False, repr=False)
 
 
 class PacketPort(Protocol):
@@ -32,6 +35,16 @@ class PacketPort(Protocol):
     def send(self, payload_for: Callable[[IPAddress], bytes]) -> None:
         """Send to every destination; ``payload_for(dst)`` builds the bytes (v3 checksums
         depend on the destination). Non-blocking; raw sockets do not block on send."""
+        ...
+
+    def absorb_repeats(
+        self, packet: ReceivedPacket | None, on_repeat: Callable[[float], None] | None = None
+    ) -> None:
+        """From now on, a packet byte-identical to ``packet`` (one this instance received)
+        is not delivered: ``on_repeat(now)`` is called instead, ``now`` being the loop time
+        it was read at. ``None`` stops it, as do closing the port and anything that
+        changes which packets are this instance's. An implementation may ignore the
+        request (every packet is then delivered); the receiver must not depend on it."""
         ...
 
 

@@ -17,6 +17,15 @@ task, in order. The inbox has one timer, re-armed lazily (:class:`Inbox`). Both 
 bench/scale.py: at 255 instances a future, a timer and a task wake-up per advert were most of
 a backup's CPU time.
 
+Absorbed repeats: once a steady backup has handled its master's advert and the machine says
+that another copy would only push the master-down deadline
+(:meth:`~pykad.fsm.machine.VrrpMachine.absorbs_repeats`), the driver asks the socket to
+absorb byte-identical copies (:meth:`~pykad.adapters.ports.PacketPort.absorb_repeats`): each
+one only counts as received and records its time. The machine gets the latest of them, with
+that time, before any other event of the instance (anything put in the inbox stops the
+absorbing first) and when its deadline comes; the deadline it reports is then out of date
+by design, and the inbox timer, which reads it again when it fires, finds it pushed.
+
 Receive path (spec §5.7): packets arrive from the shared socket already demultiplexed by
 VRID; an instance in INIT or FAULT ignores them (check 3); the rest go through
 :func:`pykad.proto.validate.validate` with the instance's :class:`RxPolicy` and become
@@ -183,7 +192,8 @@ class Inbox:
     timer per wait were most of a daemon's time at 255 instances (bench/scale.py --profile).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_put: Callable[[], None] | None = None) -> None:
+        self._on_put = on_put  # called before every put (the driver stops absorbing repeats)
         self._items: collections.deque[InboxItem] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -200,6 +210,8 @@ class Inbox:
         return len(self._items)
 
     def put_nowait(self, item: InboxItem) -> None:
+        if self._on_put is not None:
+            self._on_put()
         self._items.append(item)
         self._wake()
 
@@ -304,7 +316,7 @@ class InstanceDriver:
         self.clock = clock or asyncio.get_running_loop().time
         self.group_router = group_router
         self.startup_delay_s = startup_delay_s
-        self.inbox: Inbox = Inbox()
+        self.inbox: Inbox = Inbox(on_put=self._stop_absorbing)
         self.stats = InstanceStats()
         self.last_transition_wall: float | None = None  # time.time() of the last change
         self.last_transition: Transition | None = None  # the last change (status: from, reason)
@@ -332,6 +344,11 @@ class InstanceDriver:
         # most of a backup's time at 255 instances x advert_int 0.05).
         self._last_valid: tuple[tuple[object, ...], Advert] | None = None
         self._startup_at: float | None = None  # vrrp_startup_delay: when Startup is due
+        # Absorbed repeats (module docstring): the advert whose copies the socket absorbs,
+        # and the time the latest was read (None: none since the machine last had one).
+        self._absorbing = False
+        self._repeat_of: AdvertReceived | None = None
+        self._repeat_at: float | None = None
 
     @property
     def name(self) -> str:
@@ -378,11 +395,14 @@ class InstanceDriver:
         await self._carry_out(event, self._decide(event))
 
     def _decide(self, event: Event) -> list[Effect]:
+        """Hand ``event`` to the machine; the repeats absorbed before it go first."""
+        self._stop_absorbing()
+        effects = self._take_repeat()
         if isinstance(event, Reconfigure):
             self._apply_config(event.cfg)
         elif isinstance(event, SourceAddressChanged) and event.address is not None:
             self.set_source(event.address)
-        effects = self.machine.handle(event, self.clock())
+        effects += self.machine.handle(event, self.clock())
         if isinstance(event, Shutdown) and not event.deleted and not self.release_vips_on_stop:
             effects = [e for e in effects if not isinstance(e, RemoveVips)]
         return effects
@@ -402,8 +422,50 @@ class InstanceDriver:
         """The inbox timer found the deadline reached while the task waits idle."""
         if self._startup_at is not None:
             return False  # Startup goes through the task (the wait ends with None)
+        if self._repeat_at is not None:
+            # the deadline was read before the absorbed repeats: they may have pushed it
+            event = self._repeat_of
+            assert event is not None
+            try:
+                effects = self._take_repeat()
+            except Exception as exc:  # a bug in pykad: the task raises it
+                self.inbox.put_nowait(_Decided(event, [], exc))
+                return True
+            if effects or self.machine.state != self.settled_state:
+                # absorbs_repeats promised neither; carry them out all the same
+                self.inbox.put_nowait(_Decided(event, effects))
+                return True
+            deadline = self.machine.next_deadline()
+            if deadline is None or deadline > self.clock():
+                return True  # pushed: wait on, still absorbing
         self._handle_now(TimersDue())
         return True
+
+    # ------------------------------------------------------------------ absorbed repeats
+
+    def _absorb(self, pkt: ReceivedPacket, event: AdvertReceived) -> None:
+        """Let the socket absorb byte-identical copies of ``pkt`` (handled as ``event``)."""
+        self._repeat_of = event
+        self._absorbing = True
+        self.ports.packets.absorb_repeats(pkt, self._on_repeat)
+
+    def _on_repeat(self, now: float) -> None:
+        """The socket absorbed a copy of the advert, read at ``now``."""
+        self.stats.advert_rcvd += 1
+        self._repeat_at = now
+
+    def _stop_absorbing(self) -> None:
+        if self._absorbing:
+            self._absorbing = False
+            self.ports.packets.absorb_repeats(None)
+
+    def _take_repeat(self) -> list[Effect]:
+        """Hand the machine the latest absorbed repeat, at the time it was read."""
+        at = self._repeat_at
+        if at is None or self._repeat_of is None:
+            return []
+        self._repeat_at = None
+        return self.machine.handle(self._repeat_of, at)
 
     def _handle_now(self, event: AdvertReceived | TimersDue) -> None:
         """Handle ``event`` inside the receive or timer callback, without waking the task.
@@ -565,6 +627,9 @@ class InstanceDriver:
         )
         if self.inbox.idle:
             self._handle_now(event)
+            # nothing queued by it (no state change, no address to change): steady?
+            if self.inbox.empty() and self.machine.absorbs_repeats(event):
+                self._absorb(pkt, event)
         else:
             self.inbox.put_nowait(event)
 

@@ -191,6 +191,47 @@ async def test_a_burst_of_255_instances_x_3_adverts_is_not_dropped(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("family", [4, 6])
+async def test_byte_identical_repeats_are_absorbed_and_the_rest_delivered(
+    lab2: Lab, pools: tuple[VrrpSocketPool, VrrpSocketPool], family: int
+) -> None:
+    """absorb_repeats: copies of the packet (IPv4: each with its own identification field)
+    call on_repeat instead of the callback; another advert for the VRID, or any packet once
+    the absorbing stopped, is delivered."""
+    r1, r2 = lab2.routers
+    p1, p2 = pools
+    src1, src2 = (r1.ip4, r2.ip4) if family == 4 else (r1.link_local(), r2.link_local())
+    vip = VIP4 if family == 4 else VIP6
+    inbox = Inbox()
+    repeats: list[float] = []
+    three = asyncio.Event()
+
+    def on_repeat(now: float) -> None:
+        repeats.append(now)
+        if len(repeats) == 3:
+            three.set()
+
+    tx = p1.register(name="A", ifname="eth0", family=family, vrid=30, callback=Inbox(), source=src1)
+    rx = p2.register(name="A", ifname="eth0", family=family, vrid=30, callback=inbox, source=src2)
+    steady, other = payload_v3(30, 100, src1, vip), payload_v3(30, 101, src1, vip)
+    tx.send(steady)
+    first = await inbox.get()
+    rx.absorb_repeats(first, on_repeat)
+    for _ in range(3):
+        tx.send(steady)
+    await asyncio.wait_for(three.wait(), WAIT_S)
+    assert inbox.queue.empty()
+    loop_now = asyncio.get_running_loop().time()
+    assert all(t <= loop_now for t in repeats)
+    tx.send(other)
+    assert (await inbox.get()).payload[2] == 101  # not a repeat: the full path
+    rx.absorb_repeats(None)
+    tx.send(steady)
+    assert (await inbox.get()).payload == first.payload
+    assert len(repeats) == 3
+
+
+@pytest.mark.asyncio
 async def test_unicast_per_peer_copies_ttl_and_duplicate_vrids(
     lab2: Lab, pools: tuple[VrrpSocketPool, VrrpSocketPool]
 ) -> None:

@@ -27,7 +27,7 @@ from pykad.config.model import (
 from pykad.errors import AdapterError, InvalidTransition
 from pykad.fsm import timing
 from pykad.fsm.effects import Effect
-from pykad.fsm.events import AdvertReceived, Event, Reconfigure, Shutdown
+from pykad.fsm.events import AdvertReceived, Event, Reconfigure, Shutdown, TrackerChanged
 from pykad.fsm.machine import VrrpMachine
 from pykad.proto.advert import Advert, decode, encode
 from pykad.proto.constants import VRRP_GROUP_V4
@@ -44,6 +44,7 @@ class Recorder:
     loop: asyncio.AbstractEventLoop
     calls: list[tuple[float, str, object]] = field(default_factory=list)
     fail_install: bool = False
+    absorbing: tuple[ReceivedPacket, Callable[[float], None]] | None = None
 
     def add(self, what: str, detail: object) -> None:
         self.calls.append((self.loop.time(), what, detail))
@@ -55,6 +56,17 @@ class Recorder:
     def send(self, payload_for: Callable[[IPAddress], bytes]) -> None:
         advert = decode(payload_for(VRRP_GROUP_V4), family=4, src=OWN, dst=VRRP_GROUP_V4)
         self.add("send", advert.priority)
+
+    def absorb_repeats(
+        self, packet: ReceivedPacket | None, on_repeat: Callable[[float], None] | None = None
+    ) -> None:
+        """Recorded; a test plays the socket by calling ``repeat()``."""
+        self.absorbing = None if packet is None or on_repeat is None else (packet, on_repeat)
+
+    def repeat(self) -> None:
+        """The socket read a byte-identical copy of the absorbed packet, now."""
+        assert self.absorbing is not None, "the driver did not ask to absorb repeats"
+        self.absorbing[1](self.loop.time())
 
     # AddressPort
     async def install(
@@ -503,3 +515,89 @@ def test_inbox_deadline_read_again_when_the_timer_fires(
         return got
 
     assert vloop.run_until_complete(scenario()) == [(None, 2.5), (None, 3.0)]
+
+
+def test_absorbed_repeats_keep_a_backup_and_time_its_takeover(
+    vloop: asyncio.AbstractEventLoop,
+) -> None:
+    """A steady backup asks the socket to absorb its master's repeats (the machine says they
+    only push the deadline); each one counts, and the machine gets the latest when its timer
+    comes: it stays BACKUP for as long as they come and takes over exactly the down interval
+    after the last one."""
+    rec = Recorder(vloop)
+
+    async def scenario() -> InstanceDriver:
+        driver = make_driver(rec, instance())
+        task = asyncio.create_task(driver.run())
+        await _until(driver, 0.5)
+        driver.on_packet(advert_packet(150))
+        assert rec.absorbing is not None
+        for second in range(1, 10):  # absorbed copies at 1.5 ... 9.5, far past DOWN_S
+            await _until(driver, 0.5 + second)
+            rec.repeat()
+        await _until(driver, 9.5 + DOWN_S - 0.01)
+        assert driver.machine.state == "BACKUP"
+        await _until(driver, 9.5 + DOWN_S + 0.5)
+        assert driver.machine.state == "MASTER"
+        assert rec.absorbing is None  # a master absorbs nothing
+        driver.inbox.put_nowait(Shutdown())
+        await task
+        return driver
+
+    driver = vloop.run_until_complete(scenario())
+    assert driver.stats.advert_rcvd == 10
+    became = next(t for t, what, _ in rec.calls if what == "install")
+    assert became == pytest.approx(9.5 + DOWN_S)
+
+
+def test_an_event_stops_absorbing_and_comes_after_the_repeats_before_it(
+    vloop: asyncio.AbstractEventLoop,
+) -> None:
+    """Anything put in the inbox stops the absorbing at once, and the machine gets the
+    repeats read before it first (the deadline is the last repeat's)."""
+    rec = Recorder(vloop)
+
+    async def scenario() -> None:
+        driver = make_driver(rec, instance())
+        task = asyncio.create_task(driver.run())
+        await _until(driver, 0.5)
+        driver.on_packet(advert_packet(150))
+        await _until(driver, 1.0)
+        rec.repeat()
+        await _until(driver, 1.2)
+        driver.inbox.put_nowait(TrackerChanged("interface", "eth9", up=False))  # untracked
+        assert rec.absorbing is None
+        await _until(driver, 1.3)
+        assert driver.machine.next_deadline() == pytest.approx(1.0 + DOWN_S)
+        driver.inbox.put_nowait(Shutdown())
+        await task
+
+    vloop.run_until_complete(scenario())
+
+
+def test_another_advert_after_absorbed_repeats_goes_the_full_path(
+    vloop: asyncio.AbstractEventLoop,
+) -> None:
+    """A different advert (the master resigns) is decided after the repeats read before it,
+    and is not absorbed itself: master down at its time + Skew_Time."""
+    rec = Recorder(vloop)
+
+    async def scenario() -> InstanceDriver:
+        driver = make_driver(rec, instance())
+        task = asyncio.create_task(driver.run())
+        await _until(driver, 0.5)
+        driver.on_packet(advert_packet(150))
+        await _until(driver, 1.5)
+        rec.repeat()
+        await _until(driver, 2.0)
+        driver.on_packet(advert_packet(0))
+        assert rec.absorbing is None
+        await _until(driver, 3.0)
+        driver.inbox.put_nowait(Shutdown())
+        await task
+        return driver
+
+    driver = vloop.run_until_complete(scenario())
+    assert (driver.stats.advert_rcvd, driver.stats.pri_zero_rcvd) == (3, 1)
+    became = next(t for t, what, _ in rec.calls if what == "install")
+    assert became == pytest.approx(2.0 + timing.skew_s(100, 100, 2))
