@@ -389,7 +389,7 @@ class CheckerSet:
                     delta = old.health.checker_delta(old_index)
                     schedule = previous.schedule if previous is not None else None
                     if schedule is not None and old.vs.ha_suspend != vs.ha_suspend:
-                        schedule.enabled = not vs.ha_suspend
+                        schedule.enabled = vs_key(vs) not in self._suspendable
                 runnable.append((index, checker, probe, schedule))
             initial.append(up)
             deltas.append(delta)
@@ -401,7 +401,8 @@ class CheckerSet:
                 Timing.of(base, fast_recovery=fast),
                 now=now,
                 rand=self._rand(),
-                enabled=not vs.ha_suspend,
+                # ha_suspend: off until the runtime says the VS's address is here
+                enabled=vs_key(vs) not in self._suspendable,
             )
             r = _Runnable(server, index, base, schedule, probe)
             server.runnables[index] = r
@@ -448,12 +449,9 @@ class CheckerSet:
 
     # ------------------------------------------------------------------------ inputs
 
-    def set_enabled(self, vs: VirtualServer, enabled: bool) -> None:
-        """``ha_suspend``: enable/disable the checkers of ``vs`` (effective at their next run;
-        a suspended checker keeps its state, keepalived ``update_checker_activity``)."""
-        self._set_enabled(vs_key(vs), enabled)
-
     def _set_enabled(self, key: VsKey, enabled: bool) -> None:
+        """``ha_suspend``: enable/disable the checkers of one VS (effective at their next
+        run; a suspended checker keeps its state, keepalived ``update_checker_activity``)."""
         for r in self._by_vs.get(key, ()):
             if r.schedule.enabled != enabled:
                 r.schedule.enabled = enabled

@@ -53,10 +53,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
-from pykad.config.model import Config
+from pykad.config.model import Config, IPAddress
 from pykad.errors import ExitCode
 from pykad.runtime.process import DEFAULT_PID_FILE, DEFAULT_VRRP_PID_FILE
 
@@ -66,9 +66,10 @@ DEFAULT_CHECKERS_PID_FILE = "/run/checkers.pid"  # spec §7.3
 PARENT_ENV = "PYKAD_CHECKER_PARENT"
 CHILD_NAME = "pykad_checkers"  # comm (15 bytes at most) and the log prefix
 CHILD_WAIT_TIME_S = 5.0  # keepalived's child_wait_time (spec §7.2 STOP)
-CHILD_ARGV0: list[str] = [sys.executable, "-m", "pykad"]
+CHILD_ARGV0: list[str] = [sys.executable, "-P", "-m", "pykad"]
 """How the child is started: the same program as the parent (the cmdline names pykad, which
-the pid file check of :mod:`pykad.runtime.process` recognises)."""
+the pid file check of :mod:`pykad.runtime.process` recognises). ``-P``: not the working
+directory first on ``sys.path``, so a ``pykad/`` folder there is never what runs."""
 
 # keepalived's exit statuses after which a respawn cannot help (spec §7.4)
 PERMANENT_EXITS = {int(ExitCode.FATAL): "FATAL", int(ExitCode.CONFIG): "CONFIG"}
@@ -258,18 +259,18 @@ class CheckerChild:
         return proc.pid if proc is not None and proc.returncode is None else None
 
     async def start(self) -> bool:
-        """Start the child if the configuration has virtual servers."""
-        if not self.config.lvs.virtual_servers:
+        """Start the child if the configuration has virtual servers (not once the daemon
+        is stopping: a reload that raced the stop must not leave a child behind)."""
+        if not self.config.lvs.virtual_servers or self._stopping():
             return False
         self._wanted = True
         self._wake.clear()
         self._task = asyncio.get_running_loop().create_task(self._supervise(), name="checkers")
         return True
 
-    async def reload(self, config: Config, file_values: Mapping[str, int] | None = None) -> None:
+    async def reload(self, config: Config) -> None:
         """After the parent applied a reload: the child re-reads the configuration itself
         (SIGHUP), or starts or stops with the first or last virtual server."""
-        del file_values  # the child reads the track files itself
         self.config = config
         if config.lvs.virtual_servers:
             if self._task is None:
@@ -299,14 +300,15 @@ class CheckerChild:
                 await self._exited(None)
         await self._end_task()
 
+    def local_addresses(self, addresses: Iterable[IPAddress]) -> None:
+        """Nothing to pass on: the child watches this host's addresses itself (ha_suspend)."""
+        del addresses
+
     async def close(self) -> None:
-        """Last resort (the daemon is closing after a bug): no child is left behind."""
-        self._wanted = False
-        self._wake.set()
-        if self.pid is not None:
-            self._signal(signal.SIGKILL)
-            await self._exited(None)
-        await self._end_task()
+        """The daemon is closing (also after a bug, when stop() was not called): no child is
+        left behind, and a running one still gets its SIGTERM and the time to remove its
+        IPVS entries (spec §7.2) before a SIGKILL."""
+        await self.stop()
 
     async def _end_task(self) -> None:
         task, self._task = self._task, None

@@ -49,7 +49,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -87,7 +87,7 @@ from pykad.runtime.checker_child import (
 from pykad.runtime.control import control_path as resolve_control_path
 from pykad.runtime.driver import InstanceDriver, Ports
 from pykad.runtime.dumps import DumpContext, dump_path, render_data, render_json, write_atomically
-from pykad.runtime.lvs import LvsManager, select_subsystems, track_file_values
+from pykad.runtime.lvs import LvsManager, select_subsystems
 from pykad.runtime.notify import Notifier
 from pykad.runtime.operator import Operator
 from pykad.runtime.process import (
@@ -125,11 +125,12 @@ class CheckerHalf(Protocol):
     (:class:`~pykad.runtime.checker_child.CheckerChild`)."""
 
     async def start(self) -> bool: ...
-    async def reload(
-        self, config: Config, file_values: Mapping[str, int] | None = None
-    ) -> None: ...
+    async def reload(self, config: Config) -> None: ...
     async def stop(self) -> None: ...
     async def close(self) -> None: ...
+    def local_addresses(self, addresses: Iterable[IPAddress]) -> None:
+        """The addresses on this host's interfaces now (ha_suspend, spec §9.2)."""
+        ...
 
 
 @dataclass(eq=False)
@@ -171,7 +172,13 @@ class Daemon:
         config_file: str | None = None,
         release_ipvs: bool = True,
         checker_child: ChildSpec | None = None,
+        vrrp: bool = True,
+        checkers: bool = True,
+        child: bool = False,
     ) -> None:
+        """``vrrp`` / ``checkers``: the halves this daemon runs (False with ``-C`` / ``-P``;
+        the checker half runs in the ``checker_child`` when one is given); ``child``: this
+        is the checker child of another pykad."""
         self.config = config
         self.loader = loader
         self.netns = netns
@@ -180,7 +187,13 @@ class Daemon:
         self.pool = VrrpSocketPool(
             netns=netns, log_unknown_vrids=config.global_defs.log_unknown_vrids
         )
-        self.notifier = Notifier(config, script_timeout_s=script_timeout_s)
+        self.notifier = Notifier(
+            config,
+            script_timeout_s=script_timeout_s,
+            vrrp=vrrp,
+            lvs=checkers and checker_child is None,
+            global_fifo_script=not child,
+        )
         self.notifier.group_settled = self._group_settled
         self.monitor = LinkMonitor(self._on_link, self._on_address, netns=netns)
         self.trackers = Trackers(config, self._on_tracker)
@@ -197,7 +210,6 @@ class Daemon:
                 config,
                 self.notifier,
                 release_on_stop=release_ipvs,
-                file_values=track_file_values(config),
             )
         self._announcer = announcer
         # the operator interface (pykad.runtime.operator): control socket, metrics
@@ -278,6 +290,7 @@ class Daemon:
         try:
             await self.netlink.open()
             await self.monitor.start()
+            self._local_addresses_changed()
             await self.notifier.open()
             if self._announcer is None:
                 self._owned_announcer = self._make_announcer()
@@ -336,7 +349,12 @@ class Daemon:
         self.groups = {g.name: SyncGroup(g.name, g.members) for g in cfg.sync_groups}
 
     async def _shutdown(self) -> None:
-        """spec §5.8: every instance gets Shutdown (masters send priority 0 and release)."""
+        """spec §5.8: every instance gets Shutdown (masters send priority 0 and release).
+        A reload being applied finishes first (none starts once stopping)."""
+        async with self._reload_lock:
+            await self._shut_down()
+
+    async def _shut_down(self) -> None:
         sd_notify("STOPPING=1", "STATUS=stopping")
         log.info("Stopping")
         # at once, not after the instances: a checker child stops in parallel (the parent
@@ -571,6 +589,11 @@ class Daemon:
         if refresh and key not in self._refreshing:
             self._refreshing.add(key)
             self._spawn(self._refresh_sources(*key))
+        self._local_addresses_changed()
+
+    def _local_addresses_changed(self) -> None:
+        """ha_suspend (spec §9.2): the checkers follow the addresses on this host."""
+        self.lvs.local_addresses(iface.ip for _, iface in self.monitor.present)
 
     def _spawn(self, coro: Coroutine[object, object, object]) -> None:
         task: asyncio.Task[object] = asyncio.get_running_loop().create_task(coro)
@@ -678,6 +701,9 @@ class Daemon:
     async def _reload(self) -> bool:
         assert self.loader is not None
         result = await asyncio.to_thread(self.loader)
+        if self._stop.is_set():  # a stop came while the file was read: apply nothing
+            self.last_reload = ReloadOutcome(False, time.time(), "stopping")
+            return False
         text = render(result.diagnostics, result.lines)
         errors = startup_errors(result.diagnostics)  # script security only warns
         for line in text.splitlines():
@@ -715,7 +741,7 @@ class Daemon:
         # 2. the new configuration becomes current
         self.config = new
         await self.notifier.update(new)
-        await self.lvs.reload(new, track_file_values(new))
+        await self.lvs.reload(new)
         if old.static != new.static:
             with contextlib.suppress(AdapterError):
                 await self._remove_static(old)
@@ -845,6 +871,9 @@ def run_from_cli(opts: Mapping[str, object]) -> ExitCode:
                     config_file=os.path.abspath(conf),
                     release_ipvs=not opts.get("dont_release_ipvs"),
                     checker_child=_child_spec(opts),
+                    vrrp=not opts.get("check_only"),
+                    checkers=not opts.get("vrrp_only"),
+                    child=parent is not None,
                 )
             )
         finally:
@@ -885,6 +914,9 @@ async def _serve(
     config_file: str | None = None,
     release_ipvs: bool = True,
     checker_child: ChildSpec | None = None,
+    vrrp: bool = True,
+    checkers: bool = True,
+    child: bool = False,
 ) -> ExitCode:
     return await Daemon(
         config,
@@ -895,4 +927,7 @@ async def _serve(
         config_file=config_file,
         release_ipvs=release_ipvs,
         checker_child=checker_child,
+        vrrp=vrrp,
+        checkers=checkers,
+        child=child,
     ).run()

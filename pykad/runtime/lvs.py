@@ -46,7 +46,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 from pykad.adapters.ipvs import IpvsTable, IpvsUnavailable
 from pykad.check.checkerset import CheckerAlert, CheckerSet, RsChange, rs_key, vs_key
@@ -70,7 +70,7 @@ from pykad.runtime.balancer import (
     rs_mail_subject,
 )
 from pykad.runtime.notify import Notifier
-from pykad.runtime.tracking import FileWatcher, TrackerEvent, read_track_file
+from pykad.runtime.tracking import FileWatcher, TrackerEvent
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +88,6 @@ def select_subsystems(result: LoadResult, *, vrrp: bool, check: bool) -> LoadRes
             config, vrrp_instances=(), sync_groups=(), static=StaticConfig()
         )
     return dataclasses.replace(result, config=config)
-
-
-def track_file_values(config: Config) -> dict[str, int]:
-    """The current value of every track_file (LvsManager no longer needs it: it reads and
-    watches its FILE_CHECK files itself)."""
-    return {t.name: read_track_file(t.path) or 0 for t in config.track_files}
 
 
 def file_check_tracks(config: Config) -> tuple[TrackFile, ...]:
@@ -116,7 +110,6 @@ class LvsManager:
         config: Config,
         notifier: Notifier,
         *,
-        file_values: Mapping[str, int] | None = None,
         release_on_stop: bool = True,
         table: IpvsTable | None = None,
     ) -> None:
@@ -124,9 +117,7 @@ class LvsManager:
         self.notifier = notifier
         self.release_on_stop = release_on_stop
         self.table = table if table is not None else IpvsTable()
-        # ``file_values`` is accepted for callers that still pass it; the values come from
-        # the manager's own watcher (FileWatcher reads every file when it starts)
-        del file_values
+        # FILE_CHECK values: the manager's own watcher (it reads every file when it starts)
         self.files = FileWatcher((), self._on_file)
         self._local: frozenset[IPAddress] | None = None  # unknown until the daemon says
         self.checkers: CheckerSet | None = None
@@ -235,10 +226,9 @@ class LvsManager:
                 await self._checker_task
             self._checker_task = None
 
-    async def reload(self, config: Config, file_values: Mapping[str, int] | None = None) -> None:
+    async def reload(self, config: Config) -> None:
         """SIGHUP: a changed LVS configuration gets new checkers, migrated from the old ones
-        (spec §9.6), and a table diff. ``file_values`` is ignored (see ``__init__``)."""
-        del file_values
+        (spec §9.6), and a table diff."""
         old = self.config
         self.config = config
         if not self.running:

@@ -89,7 +89,13 @@ def notify_argv(script: Script, kind: str, name: str, event: str, priority: int)
 
 
 class Notifier:
-    """Runs notify scripts and writes FIFO lines for every instance and sync group."""
+    """Runs notify scripts and writes FIFO lines for every instance and sync group.
+
+    FIFOs by process (spec §6.4, as keepalived's VRRP and checker processes): ``vrrp`` opens
+    ``vrrp_notify_fifo``, ``lvs`` opens ``lvs_notify_fifo``, every process the global
+    ``notify_fifo``. Each FIFO's script is started by one process only (a FIFO with two
+    readers would split its lines between them): ``global_fifo_script`` False leaves the
+    global one to the other process (the checker child leaves it to its parent)."""
 
     def __init__(
         self,
@@ -97,8 +103,12 @@ class Notifier:
         *,
         script_timeout_s: float = 30.0,
         kill_grace_s: float = 1.0,
+        vrrp: bool = True,
+        lvs: bool = True,
+        global_fifo_script: bool = True,
     ) -> None:
         self._config = config
+        self.vrrp, self.lvs, self.global_fifo_script = vrrp, lvs, global_fifo_script
         self.script_timeout_s = script_timeout_s
         self.kill_grace_s = kill_grace_s
         self._queues: dict[tuple[str, str], asyncio.Queue[_Job]] = {}
@@ -134,8 +144,19 @@ class Notifier:
         return specs
 
     def _all_fifo_specs(self) -> list[NotifyFifo]:
-        by_path = {s.path: s for s in (*self._fifo_specs(), *self._lvs_fifo_specs())}
-        return list(by_path.values())
+        """The FIFOs this process writes to: the global one and its halves' ones."""
+        g = self._config.global_defs
+        specs = [
+            *([g.notify_fifo] if g.notify_fifo is not None else []),
+            *(self._fifo_specs() if self.vrrp else []),
+            *(self._lvs_fifo_specs() if self.lvs else []),
+        ]
+        return list({s.path: s for s in specs}.values())
+
+    def _starts_script_of(self, spec: NotifyFifo) -> bool:
+        g = self._config.global_defs
+        is_global = g.notify_fifo is not None and spec.path == g.notify_fifo.path
+        return spec.script is not None and (self.global_fifo_script or not is_global)
 
     @staticmethod
     def _check_scripts(config: Config) -> dict[tuple[str, str | None, str | None], ScriptVerdict]:
@@ -177,7 +198,7 @@ class Notifier:
             if fd is None:
                 continue
             self._fifos[spec.path] = fd
-            if spec.script is not None:
+            if spec.script is not None and self._starts_script_of(spec):
                 cmd = self._command(spec.script, (*spec.script.argv, spec.path), "fifo_script")
                 if cmd is not None:
                     proc = await self._spawn(cmd)

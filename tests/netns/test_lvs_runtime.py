@@ -24,15 +24,18 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from pykad.config.model import Config, GlobalDefs, TrackFile
+from pykad.config.model import Config, GlobalDefs, Script, TrackFile
 from pykad.config.model_lvs import (
     FileCheck,
     LvsConfig,
+    MiscCheck,
     Protocol,
     RealServer,
     TcpCheck,
     VirtualServer,
 )
+from pykad.errors import ExitCode
+from pykad.runtime.daemon import Daemon
 from pykad.runtime.lvs import LvsManager
 from pykad.runtime.notify import Notifier
 from pykad.testing.checkservers import run_in_netns, server_argv, wait_ready
@@ -218,3 +221,41 @@ async def scenario(lab: Lab, web: subprocess.Popen[bytes], tmp_path: Path) -> No
         await notifier.close()
         smtpd.close()
         await smtpd.wait_closed()
+
+
+@pytest.mark.asyncio
+async def test_ha_suspend_follows_the_addresses_the_daemon_sees(lab: Lab) -> None:
+    """ha_suspend (spec §9.2) through the daemon: the checkers of a suspending virtual
+    server run only while its address is on one of this host's interfaces, as the daemon's
+    netlink monitor sees it, at start and at every change. The daemon runs in this process
+    on r1's namespace; its checker is a MISC_CHECK of /bin/true (no traffic at all)."""
+    r1 = lab.routers[0]
+    misc = MiscCheck(script=Script(argv=("/bin/true",)), delay_loop_s=0.2, warmup_s=0.0)
+    rs = RealServer(address=IP("192.0.2.50"), port=80, checkers=(misc,))
+    vs = VirtualServer(
+        address=IP("198.51.100.10"),
+        port=80,
+        protocol=Protocol.TCP,
+        ha_suspend=True,
+        real_servers=(rs,),
+    )
+    config = Config(lvs=LvsConfig(virtual_servers=(vs,)))
+    daemon = Daemon(config, netns=r1.ns, control_path=None)
+    lvs = LvsManager(config, daemon.notifier, table=MemoryIpvsTable())  # type: ignore[arg-type]
+    daemon.lvs = lvs
+    task = asyncio.get_running_loop().create_task(daemon.run())
+
+    def active() -> bool:
+        schedule = None if lvs.checkers is None else lvs.checkers.schedule(vs, rs, 0)
+        return schedule is not None and schedule.enabled
+
+    try:
+        await until("the checkers started", lambda: lvs.checkers is not None)
+        assert not active()  # 198.51.100.10 is not on r1
+        r1.run(["ip", "addr", "add", "198.51.100.10/32", "dev", "eth0"])
+        await until("the checkers resumed", active)
+        r1.run(["ip", "addr", "del", "198.51.100.10/32", "dev", "eth0"])
+        await until("the checkers suspended", lambda: not active())
+    finally:
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, 30) is ExitCode.OK

@@ -104,12 +104,13 @@ def test_file_check_without_weight_takes_the_track_files() -> None:
     assert cs.state(vs, rs) == RsState(True, 13)  # 1 + 3 * -4 * -1
 
 
-def test_ha_suspend_starts_disabled_and_set_enabled_toggles() -> None:
+def test_ha_suspend_starts_disabled_until_the_address_is_local() -> None:
     rs = RealServer(address=A, port=80, checkers=(TcpCheck(connect_ip=A),))
     vs, lvs = build(rs, ha_suspend=True)
     cs = CheckerSet(lvs, lambda _c: None, clock=lambda: 0.0, rand=lambda: 0.0)
     assert not cs._runnables[0].schedule.enabled
-    cs.set_enabled(vs, True)
+    assert vs.address is not None
+    cs.set_local_addresses({vs.address})
     assert cs._runnables[0].schedule.enabled
 
 
@@ -289,8 +290,7 @@ def test_ha_suspend_of_a_group_and_of_a_fwmark_service(caplog: pytest.LogCapture
     assert enabled(grouped)
     # a fwmark service has no address to follow: ha_suspend is ignored, with a warning
     assert "VS fwmark 7: ha_suspend needs an address to follow" in caplog.text
-    assert not enabled(marked)  # as built (suspended) until told otherwise
-    cs.set_enabled(by_mark, True)
+    assert enabled(marked)  # it runs, whatever the addresses
     cs.set_local_addresses(())
     assert enabled(marked)
     assert not enabled(grouped)

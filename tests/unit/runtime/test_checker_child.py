@@ -100,7 +100,8 @@ def test_child_argv_carries_what_changes_the_checker_half(
         "pykad", "-n", "-l", "-f", "/etc/k.conf", "-C", "-c", "/x/c.pid",
         "--control-socket", "", "-i", "lb1", "-e", "-D", "-I",
     ]  # fmt: skip
-    assert child_argv({"conf": "/k"})[:3] == [sys.executable, "-m", "pykad"]
+    # the interpreter of the parent, never the working directory first on sys.path (-P)
+    assert child_argv({"conf": "/k"})[:4] == [sys.executable, "-P", "-m", "pykad"]
 
 
 def test_child_env_drops_what_belongs_to_the_parent() -> None:
@@ -312,12 +313,18 @@ async def test_a_child_that_cannot_be_started_stops_the_daemon(
 
 
 @pytest.mark.asyncio
-async def test_an_exit_while_the_daemon_stops_is_not_a_death(logs: LogWaiter) -> None:
+async def test_an_exit_while_the_daemon_stops_is_not_a_death(
+    logs: LogWaiter, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    os.mkfifo(go)
     owner = Owner()
-    owner.stopping = True  # e.g. systemd's SIGTERM reached both processes at once
-    child = supervisor(WITH_VS, ["sh", "-c", "exit 0"], owner)
+    child = supervisor(WITH_VS, ["sh", "-c", f"read x < {go}; exit 0"], owner)
     try:
         await child.start()
+        await logs.wait("Starting Healthcheck child process")
+        owner.stopping = True  # e.g. systemd's SIGTERM reached both processes at once
+        await asyncio.to_thread(go.write_text, "x\n")  # now the child exits
         await logs.wait("exited with status 0 (stopping)")
         await child.stop()
         assert logs.count("died") == 0
@@ -348,11 +355,24 @@ async def test_stop_kills_a_child_that_outlives_the_wait_time(
 
 
 @pytest.mark.asyncio
-async def test_close_leaves_no_child(logs: LogWaiter) -> None:
+async def test_close_leaves_no_child_and_stops_it_gracefully(logs: LogWaiter) -> None:
+    """close() also runs after a bug, without stop(): the child still gets SIGTERM first, so
+    that it can remove its IPVS entries (spec §7.2)."""
     child = supervisor(WITH_VS, ["sleep", "60"], Owner())
     await child.start()
     await logs.wait("Starting Healthcheck child process")
     proc = child.proc
     await child.close()
     assert proc is not None
-    assert proc.returncode == -signal.SIGKILL
+    assert proc.returncode == -signal.SIGTERM
+
+
+@pytest.mark.asyncio
+async def test_no_child_is_started_once_the_daemon_stops(logs: LogWaiter) -> None:
+    """A reload that raced the stop must not start a child after the checkers stopped."""
+    owner = Owner()
+    owner.stopping = True
+    child = supervisor(WITH_VS, ["sleep", "60"], owner)
+    assert not await child.start()
+    assert child.proc is None
+    await child.close()

@@ -297,3 +297,42 @@ async def test_script_runs_as_the_configured_user(world_dir: Path) -> None:
     uid, groups = out.read_text().splitlines()
     assert int(uid) == nobody.pw_uid
     assert groups.split() == [str(nobody.pw_gid)]  # supplementary groups cleared (2.2.7)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("role", "opened", "started"),
+    [
+        ({}, ["g", "v", "l"], ["g", "v", "l"]),  # one process runs both halves (tests)
+        ({"lvs": False}, ["g", "v"], ["g", "v"]),  # -P, or the parent of a checker child
+        ({"vrrp": False, "global_fifo_script": False}, ["g", "l"], ["l"]),  # the child
+        ({"vrrp": False}, ["g", "l"], ["g", "l"]),  # -C alone
+    ],
+)
+async def test_each_process_opens_its_fifos_and_one_starts_each_script(
+    tmp_path: Path, role: dict[str, bool], opened: list[str], started: list[str]
+) -> None:
+    """spec §6.4: the VRRP side writes vrrp_notify_fifo, the checkers lvs_notify_fifo, both
+    the global one; no FIFO gets its script started twice (two readers would split its
+    lines), so the checker child leaves the global script to its parent."""
+
+    def fifo(name: str) -> NotifyFifo:
+        return NotifyFifo(
+            path=str(tmp_path / f"{name}.fifo"),
+            script=Script(argv=(recorder(tmp_path, f"{name}script"),)),
+        )
+
+    gdefs = GlobalDefs(notify_fifo=fifo("g"), vrrp_notify_fifo=fifo("v"), lvs_notify_fifo=fifo("l"))
+    notifier = Notifier(Config(global_defs=gdefs), **role)
+    await notifier.open()
+    try:
+        made = sorted(name for name in os.listdir(tmp_path) if name.endswith(".fifo"))
+        assert made == sorted(f"{n}.fifo" for n in opened)
+        for _ in range(500):  # the scripts record their start, each in its own time
+            if len(calls(tmp_path)) >= len(started):
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await notifier.close()
+    expected = [f"{n}script [{tmp_path / f'{n}.fifo'}]" for n in started]
+    assert sorted(calls(tmp_path)) == sorted(expected)
