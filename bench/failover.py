@@ -18,9 +18,11 @@ probes around it (``Prober.outage``). One run is four events, in this order:
 
 Usage: .venv/bin/python bench/failover.py [--runs N] [--cases v2-1 v3-0.1 v3-0.02]
        [--daemons pykad keepalived] [--timeline]
-``--timeline`` also captures each graceful handover on the bridge (tcpdump) and reports where
-the time goes, in ms after r1's priority-0 advert: r2's first advert (the skew timer expired),
-r2's first gratuitous ARP for the VIP, r2's first answer to the client.
+``--timeline`` also captures each crash and graceful handover on the bridge (tcpdump) and
+reports where the time goes, in ms after r1's last advert (crash: the master-down timer runs
+from it) or after its priority-0 advert (graceful: the skew timer runs from it): r2's first
+advert (the timer expired), r2's first gratuitous ARP for the VIP, r2's first answer to the
+client. The timer's own precision is r2's first advert against the bound.
 Needs root; every namespace and process is removed when it ends (the Lab closes).
 """
 
@@ -104,7 +106,7 @@ def _settle(prober: Prober) -> None:
 
 
 class Timeline:
-    """tcpdump on the bridge around one graceful handover (``--timeline``): text lines with
+    """tcpdump on the bridge around one handover (``--timeline``): text lines with
     link-layer addresses and absolute timestamps, read back by :meth:`marks`."""
 
     def __init__(self, lab: Lab, path: Path) -> None:
@@ -128,11 +130,13 @@ class Timeline:
                 raise LabError(f"tcpdump did not start: {log.read_text(errors='replace')}")
             threading.Event().wait(0.05)
 
-    def marks(self, vip: str) -> dict[str, float]:
-        """ms after r1's priority-0 advert of: r2's first advert, r2's first ARP naming the
-        VIP, r2's first UDP answer; empty when the priority-0 advert was not captured."""
+    def marks(self, vip: str, event: str) -> dict[str, float]:
+        """ms after r1's priority-0 advert (``event`` "graceful") or its last advert before
+        r2's first one ("crash") of: r2's first advert, r2's first ARP naming the VIP, r2's
+        first UDP answer; empty when that advert of r1 was not captured."""
         self.lab.stop(self.proc, timeout=60.0)
         first: dict[str, float] = {}
+        last_r1: float | None = None
         for line in self.path.read_text(errors="replace").splitlines():
             fields = line.split(maxsplit=2)
             if len(fields) < 3 or not fields[0][:1].isdigit():
@@ -140,15 +144,18 @@ class Timeline:
             t, who = float(fields[0]), self.macs.get(fields[1])
             if "VRRP" in line:
                 prio = re.search(r"prio (\d+)", line)
-                if who == "r1" and prio is not None and prio.group(1) == "0":
-                    first.setdefault("prio0", t)
+                if who == "r1" and prio is not None:
+                    if prio.group(1) == "0":
+                        first.setdefault("prio0", t)
+                    elif "advert" not in first:
+                        last_r1 = t
                 elif who == "r2":
                     first.setdefault("advert", t)
             elif "ARP" in line and who == "r2" and vip in line:
                 first.setdefault("garp", t)
             elif "UDP" in line and who == "r2":
                 first.setdefault("answer", t)
-        t0 = first.pop("prio0", None)
+        t0 = first.pop("prio0", None) if event == "graceful" else last_r1
         if t0 is None:
             return {}
         return {k: round((t - t0) * 1000, 2) for k, t in first.items() if t >= t0}
@@ -159,7 +166,7 @@ def run_case(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"crash": [], "graceful": [], "preempt": [], "errors": [], "split": 0}
     if timeline:
-        out["timeline"] = []
+        out["timeline"] = {"crash": [], "graceful": []}
     template = Instance(version=version, advert_int=advert_int, vips=(VIP,))
     vip = str(ipaddress.ip_interface(VIP).ip)
     master, backup = entering("MASTER"), entering("BACKUP")
@@ -183,13 +190,28 @@ def run_case(
                     pair.d2.wait_for_log(backup, timeout=30, since=mark)
                     record("preempt", t, "r1")
 
+                def capture(event: str, i: int) -> Timeline | None:
+                    if not timeline:
+                        return None
+                    tl = Timeline(lab, Path(tmpdir) / f"{event}-{i}.txt")
+                    # r1's last advert before the event must be in the capture
+                    prober.wait_until(time.monotonic() + advert_int + SETTLE_S)
+                    return tl
+
+                def marks(event: str, tl: Timeline | None) -> None:
+                    if tl is not None:
+                        out["timeline"][event].append(tl.marks(vip, event))
+                        print(f"    {event}, ms after r1's advert: {out['timeline'][event][-1]}")
+
                 for i in range(runs):
                     _settle(prober)
+                    tl = capture("crash", i)
                     mark, t = pair.d2.mark(), time.monotonic()
                     lab.cut(pair.r1)
                     pair.d1.kill()
                     pair.d2.wait_for_log(master, timeout=30, since=mark)
                     record("crash", t, "r2")
+                    marks("crash", tl)
                     if i == 0:
                         out["trace"] = [
                             [round(s.t - t, 4), s.responder]
@@ -203,20 +225,15 @@ def run_case(
                     preempt()
 
                     _settle(prober)
-                    capture = (
-                        Timeline(lab, Path(tmpdir) / f"graceful-{i}.txt") if timeline else None
-                    )
+                    tl = capture("graceful", i)
                     mark, t = pair.d2.mark(), time.monotonic()
                     pair.d1.stop()
                     pair.d2.wait_for_log(master, timeout=30, since=mark)
                     record("graceful", t, "r2")
-                    if capture is not None:
-                        out["timeline"].append(capture.marks(vip))
+                    marks("graceful", tl)
                     pair.d1.close()
                     preempt()
                     print(f"  {kind} run {i + 1}/{runs}: " + summary(out), flush=True)
-                    if capture is not None:
-                        print(f"    graceful, ms after priority 0: {out['timeline'][-1]}")
         except (AssertionError, LabError, LogTimeout, OSError) as exc:
             out["errors"].append(f"{type(exc).__name__}: {exc}"[:2000])
             print(f"  {kind}: failed: {exc}", file=sys.stderr, flush=True)
