@@ -89,6 +89,12 @@ def _check_config(
 )
 @click.option("-v", "--version", "show_version", is_flag=True, help="Print the version.")
 @click.option(
+    "--config-snapshot",
+    default=None,
+    hidden=True,  # the checker child's: the configuration its parent validated
+    metavar="FILE",
+)
+@click.option(
     "--control-socket",
     default=None,
     metavar="PATH",

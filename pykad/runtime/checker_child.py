@@ -49,13 +49,17 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import pickle
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
+from pykad.config.load import LoadResult
 from pykad.config.model import Config, IPAddress
 from pykad.errors import ExitCode
 from pykad.runtime.process import DEFAULT_PID_FILE, DEFAULT_VRRP_PID_FILE
@@ -108,7 +112,8 @@ def child_argv(opts: Mapping[str, object], *, argv0: Sequence[str] | None = None
     """The child's command line: the configuration file (absolute: a relative one would
     follow the child's working directory, which is the parent's today but need not stay so)
     and every option that changes what the checker half does, plus ``-C``, the checkers pid
-    file and no control socket."""
+    file and no control socket. :class:`CheckerChild` adds ``--config-snapshot``: what the
+    child runs is the configuration its parent validated (:func:`write_snapshot`)."""
     argv = [*(CHILD_ARGV0 if argv0 is None else argv0), "-n", "-l"]
     argv += ["-f", os.path.abspath(str(opts["conf"])), "-C"]
     argv += ["-c", str(opts.get("checkers_pid_file") or DEFAULT_CHECKERS_PID_FILE)]
@@ -119,6 +124,29 @@ def child_argv(opts: Mapping[str, object], *, argv0: Sequence[str] | None = None
         if opts.get(key):
             argv.append(flag)
     return argv
+
+
+def write_snapshot(config: Config, path: str) -> None:
+    """The configuration the parent runs, for its checker child (spec §7.1: keepalived's
+    children read a copy the parent saved). The child never parses the file itself: a file
+    edited or broken on disk since the parent loaded it cannot make the two halves differ,
+    nor stop a respawned child (a configuration error is a permanent exit). Written whole
+    and renamed into place, in the parent's private directory."""
+    tmp = f"{path}.new"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        pickle.dump(config, out, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+
+
+def read_snapshot(path: str) -> LoadResult:
+    """What :func:`write_snapshot` wrote, as a load result with no diagnostics (the parent
+    has shown them). Only the parent's private directory is read (root, mode 0700)."""
+    with open(path, "rb") as src:
+        config = pickle.load(src)  # noqa: S301 - our own parent's file, see above
+    if not isinstance(config, Config):
+        raise TypeError(f"{path}: not a pykad configuration snapshot")
+    return LoadResult(config, (), {})
 
 
 def child_env(environ: Mapping[str, str], parent_pid: int) -> dict[str, str]:
@@ -247,6 +275,7 @@ class CheckerChild:
         self._wanted = False
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()  # cuts a back-off short when the child is not wanted
+        self._snapshots: str | None = None  # private directory of the configuration snapshot
 
     def wanted(self) -> bool:
         """Started and not stopped (a method: mypy would narrow an attribute or property
@@ -276,6 +305,7 @@ class CheckerChild:
             if self._task is None:
                 await self.start()
             elif self.pid is not None:
+                self._snapshot()  # the child reloads from it
                 self._signal(signal.SIGHUP)
             # else: between two starts; the next one reads the new configuration
         elif self._task is not None:
@@ -299,6 +329,17 @@ class CheckerChild:
                 self._signal(signal.SIGKILL)
                 await self._exited(None)
         await self._end_task()
+        if self._snapshots is not None:
+            shutil.rmtree(self._snapshots, ignore_errors=True)
+            self._snapshots = None
+
+    def _snapshot(self) -> str:
+        """Write the current configuration for the child (:func:`write_snapshot`)."""
+        if self._snapshots is None:
+            self._snapshots = tempfile.mkdtemp(prefix="pykad-checkers-")  # mode 0700
+        path = os.path.join(self._snapshots, "config.pickle")
+        write_snapshot(self.config, path)
+        return path
 
     def local_addresses(self, addresses: Iterable[IPAddress]) -> None:
         """Nothing to pass on: the child watches this host's addresses itself (ha_suspend)."""
@@ -384,7 +425,7 @@ class CheckerChild:
         old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
         try:
             proc = subprocess.Popen(
-                list(self.spec.argv),
+                [*self.spec.argv, "--config-snapshot", self._snapshot()],
                 env=dict(self.spec.env),
                 stdin=subprocess.DEVNULL,
                 close_fds=True,

@@ -80,6 +80,7 @@ from pykad.runtime.checker_child import (
     child_argv,
     child_env,
     pid_files_for,
+    read_snapshot,
     splits,
     take_parent_pid,
     unblock_reload_signal,
@@ -833,10 +834,17 @@ def run_from_cli(opts: Mapping[str, object]) -> ExitCode:
         config_id = opts.get("config_id")
         all_config = bool(opts.get("all_config"))
 
+        snapshot = _opt_str(opts.get("config_snapshot"))
+
         def loader() -> Loaded:
-            result = load(
-                conf, config_id=None if config_id is None else str(config_id), all_config=all_config
-            )
+            if snapshot is not None:  # a checker child: what its parent validated
+                result = read_snapshot(snapshot)
+            else:
+                result = load(
+                    conf,
+                    config_id=None if config_id is None else str(config_id),
+                    all_config=all_config,
+                )
             # -P / -C: only the VRRP or only the checker half, as keepalived's children
             return select_subsystems(
                 result, vrrp=not opts.get("check_only"), check=not opts.get("vrrp_only")

@@ -114,6 +114,10 @@ def test_checker_child_runs_reloads_respawns_and_stops_while_vrrp_elects(
     assert b"pykad" in argv
     assert b"-C" in argv
     assert str(one.conf_path).encode() in argv
+    # what it runs is the configuration the parent validated (spec §7.1), in a private dir
+    snapshot = Path(argv[argv.index(b"--config-snapshot") + 1].decode())
+    assert snapshot.stat().st_mode & 0o777 == 0o600
+    assert snapshot.parent.stat().st_mode & 0o777 == 0o700
     assert Path(f"/proc/{child}/comm").read_text().strip() == "pykad_checkers"
     assert one.pidfile("main").read_text() == f"{one.pid}\n"
     assert one.pidfile("vrrp").read_text() == f"{one.pid}\n"
@@ -135,13 +139,16 @@ def test_checker_child_runs_reloads_respawns_and_stops_while_vrrp_elects(
     status = subprocess.run([*pykad_argv0(), "status", "--json", *ctl], capture_output=True)
     assert json.loads(status.stdout)["daemon"]["pid"] == one.pid
 
-    # a killed child is restarted; VRRP is not disturbed meanwhile
+    # a killed child is restarted, even with the file broken on disk meanwhile (it runs the
+    # parent's configuration, not the file); VRRP is not disturbed
+    one.conf_path.write_text("vrrp_instance {\n")
     mark = one.mark()
     os.kill(child, signal.SIGKILL)
     one.wait_for_log(f"Healthcheck child process({child}) died: Respawning", since=mark)
     new = child_of(one, other_than=child)
     one.wait_for_log(f"Starting Healthcheck child process, pid={new}", since=mark)
-    one.wait_for_log(f"pykad_checkers[{new}]: ", since=mark)
+    line = one.wait_for_log(NO_IPVS, since=mark)  # its LVS half runs
+    assert f"pykad_checkers[{new}]: " in line
     assert ppid(new) == one.pid
     threading.Event().wait(3.5)  # three advert intervals: a backup would have taken over
     assert r1.has_address("192.0.2.71")
@@ -153,6 +160,8 @@ def test_checker_child_runs_reloads_respawns_and_stops_while_vrrp_elects(
     assert one.stop() == 0
     assert gone(new)
     assert one.found(f"pykad_checkers[{new}]: Stopped pykad")
+    assert not one.found("permanent error")
+    assert not snapshot.parent.exists()
     assert not any(one.pidfile(w).exists() for w in ("main", "vrrp", "checkers"))
     two.wait_for_log(entering("MASTER"), timeout=10)
 

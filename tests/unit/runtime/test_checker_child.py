@@ -9,10 +9,13 @@ No root needed; nothing sleeps: every wait is for a log line or a process exit.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import os
+import pickle
 import signal
+import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,8 +34,10 @@ from pykad.runtime.checker_child import (
     child_env,
     describe_exit,
     pid_files_for,
+    read_snapshot,
     splits,
     take_parent_pid,
+    write_snapshot,
 )
 
 VS = VirtualServer(
@@ -188,6 +193,11 @@ class Owner:
         self.fatal = asyncio.Event()
 
 
+# A child that waits for a signal; the arguments the supervisor appends (--config-snapshot
+# PATH) are its positional parameters.
+SLEEPER = ["sh", "-c", "exec sleep 60", "child"]
+
+
 def supervisor(
     config: Config, argv: list[str], owner: Owner, *, respawn: bool = True, wait_s: float = 5.0
 ) -> CheckerChild:
@@ -255,7 +265,7 @@ async def test_reloads_start_and_stop_the_child_with_the_virtual_servers(
     logs: LogWaiter,
 ) -> None:
     owner = Owner()
-    child = supervisor(NO_VS, ["sleep", "60"], owner)
+    child = supervisor(NO_VS, SLEEPER, owner)
     try:
         assert not await child.start()
         assert child.pid is None
@@ -358,7 +368,7 @@ async def test_stop_kills_a_child_that_outlives_the_wait_time(
 async def test_close_leaves_no_child_and_stops_it_gracefully(logs: LogWaiter) -> None:
     """close() also runs after a bug, without stop(): the child still gets SIGTERM first, so
     that it can remove its IPVS entries (spec §7.2)."""
-    child = supervisor(WITH_VS, ["sleep", "60"], Owner())
+    child = supervisor(WITH_VS, SLEEPER, Owner())
     await child.start()
     await logs.wait("Starting Healthcheck child process")
     proc = child.proc
@@ -372,7 +382,55 @@ async def test_no_child_is_started_once_the_daemon_stops(logs: LogWaiter) -> Non
     """A reload that raced the stop must not start a child after the checkers stopped."""
     owner = Owner()
     owner.stopping = True
-    child = supervisor(WITH_VS, ["sleep", "60"], owner)
+    child = supervisor(WITH_VS, SLEEPER, owner)
     assert not await child.start()
     assert child.proc is None
     await child.close()
+
+
+@pytest.mark.asyncio
+async def test_the_child_runs_the_parents_configuration_from_a_snapshot(
+    logs: LogWaiter, tmp_path: Path
+) -> None:
+    """spec §7.1: the child reads a copy its parent saved, written before every start and
+    every SIGHUP, in a private directory removed when the child stops."""
+    out = tmp_path / "args"
+    script = f'echo "$@" > {out}.tmp && mv {out}.tmp {out}; exec sleep 60'
+    child = supervisor(WITH_VS, ["sh", "-c", script, "child"], Owner())
+    try:
+        await child.start()
+        await logs.wait("Starting Healthcheck child process")
+        for _ in range(500):
+            if written(out):
+                break
+            await asyncio.sleep(0.01)
+        flag, path = out.read_text().split()
+        assert flag == "--config-snapshot"
+        assert read_snapshot(path).config == WITH_VS
+        assert mode(os.path.dirname(path)) == 0o700
+        other = Config(lvs=LvsConfig(virtual_servers=(dataclasses.replace(VS, port=81),)))
+        await child.reload(other)
+        assert read_snapshot(path).config == other
+    finally:
+        await child.stop()
+    assert not written(Path(path).parent)
+
+
+def written(path: Path) -> bool:
+    return path.exists()
+
+
+def mode(path: str) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_a_snapshot_round_trip_is_private_and_typed(tmp_path: Path) -> None:
+    path = str(tmp_path / "config.pickle")
+    write_snapshot(WITH_VS, path)
+    assert mode(path) == 0o600
+    loaded = read_snapshot(path)
+    assert (loaded.config, loaded.diagnostics) == (WITH_VS, ())
+    with open(path, "wb") as f:
+        pickle.dump(["not", "a", "config"], f)
+    with pytest.raises(TypeError, match="not a pykad configuration snapshot"):
+        read_snapshot(path)
