@@ -133,8 +133,12 @@ class Timeline:
     def marks(self, vip: str, event: str) -> dict[str, float]:
         """ms after r1's priority-0 advert (``event`` "graceful") or its last advert before
         r2's first one ("crash") of: r2's first advert, r2's first ARP naming the VIP, r2's
-        first UDP answer; empty when that advert of r1 was not captured."""
+        first UDP answer; empty when that advert of r1 was not captured. "preempt": the new
+        master is r1: ms after its first advert of its first ARP naming the VIP, r2's last
+        UDP answer and r1's first one."""
         self.lab.stop(self.proc, timeout=60.0)
+        if event == "preempt":
+            return self._preempt_marks(vip)
         first: dict[str, float] = {}
         last_r1: float | None = None
         for line in self.path.read_text(errors="replace").splitlines():
@@ -160,13 +164,33 @@ class Timeline:
             return {}
         return {k: round((t - t0) * 1000, 2) for k, t in first.items() if t >= t0}
 
+    def _preempt_marks(self, vip: str) -> dict[str, float]:
+        t0: float | None = None
+        seen: dict[str, float] = {}
+        for line in self.path.read_text(errors="replace").splitlines():
+            fields = line.split(maxsplit=2)
+            if len(fields) < 3 or not fields[0][:1].isdigit():
+                continue
+            t, who = float(fields[0]), self.macs.get(fields[1])
+            if who == "r1" and "VRRP" in line and t0 is None:
+                t0 = t
+            elif who == "r1" and "ARP" in line and vip in line and t0 is not None:
+                seen.setdefault("garp", t)
+            elif "UDP" in line and who == "r2" and "r1_answer" not in seen:
+                seen["r2_last_answer"] = t
+            elif "UDP" in line and who == "r1":
+                seen.setdefault("r1_answer", t)
+        if t0 is None:
+            return {}
+        return {k: round((t - t0) * 1000, 2) for k, t in seen.items()}
+
 
 def run_case(
     kind: str, version: int, advert_int: float, runs: int, timeline: bool = False
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"crash": [], "graceful": [], "preempt": [], "errors": [], "split": 0}
     if timeline:
-        out["timeline"] = {"crash": [], "graceful": []}
+        out["timeline"] = {"crash": [], "graceful": [], "preempt": []}
     template = Instance(version=version, advert_int=advert_int, vips=(VIP,))
     vip = str(ipaddress.ip_interface(VIP).ip)
     master, backup = entering("MASTER"), entering("BACKUP")
@@ -182,13 +206,15 @@ def run_case(
                     out[event].append(round(gap, 6))
                     out["split"] += who != {by}
 
-                def preempt() -> None:
+                def preempt(i: int) -> None:
                     _settle(prober)
+                    tl = capture("preempt", i)
                     mark, t = pair.d2.mark(), time.monotonic()
                     pair.d1 = pair.start(pair.r1, pair.c1)
                     pair.d1.wait_for_log(master, timeout=30)
                     pair.d2.wait_for_log(backup, timeout=30, since=mark)
                     record("preempt", t, "r1")
+                    marks("preempt", tl)
 
                 def capture(event: str, i: int) -> Timeline | None:
                     if not timeline:
@@ -222,7 +248,7 @@ def run_case(
                     # the crashed host comes back as after a reboot: no stale VIP
                     pair.r1.run(["ip", "addr", "del", VIP, "dev", pair.r1.ifname], check=False)
                     lab.restore(pair.r1)
-                    preempt()
+                    preempt(i)
 
                     _settle(prober)
                     tl = capture("graceful", i)
@@ -232,7 +258,7 @@ def run_case(
                     record("graceful", t, "r2")
                     marks("graceful", tl)
                     pair.d1.close()
-                    preempt()
+                    preempt(i)
                     print(f"  {kind} run {i + 1}/{runs}: " + summary(out), flush=True)
         except (AssertionError, LabError, LogTimeout, OSError) as exc:
             out["errors"].append(f"{type(exc).__name__}: {exc}"[:2000])

@@ -38,6 +38,7 @@ HEADINGS: Final = {
     "jitter": "## Advert interval jitter (bench/scale.py)",
     "profile": "## Where pykad's time goes (py-spy, bench/scale.py --profile)",
     "config_check": "## Configuration check (bench/config_check.py)",
+    "checkers": "## Health checks and adverts (bench/checkers_vs_adverts.py)",
 }
 
 
@@ -362,6 +363,38 @@ def config_check_section(data: dict[str, Any]) -> list[str]:
     ]
 
 
+def checkers_section(data: dict[str, Any]) -> list[str]:
+    params = data.get("params", {})
+    advert_int, delay_loop = params.get("advert_int", "?"), params.get("delay_loop", "?")
+    lines = [
+        command(data),
+        "",
+        f"{load_note(data)} The pykad daemon from its command line on r1 (one VRRPv2 "
+        f"instance, advert_int {advert_int} s) with one virtual server of N real servers, "
+        f"each with a TCP_CHECK (delay_loop {delay_loop} s; half of them answer, a quarter "
+        "are refused, a quarter time out, so connects, failures and retries are always in "
+        "flight) against a TCP server in r2; IPVS kept in memory (no IPVS on this kernel: "
+        "the checker half would otherwise disable its virtual servers and check nothing). "
+        "tcpdump on the bridge: the intervals between r1's adverts minus advert_int, "
+        "p50 / p99 / max in ms; late = over 1.5 x advert_int. `child`: the checker half in "
+        "its own process (pykad, as keepalived); `in-process`: in the VRRP event loop (the "
+        "design before the split); `none`: no virtual server. No keepalived column: its "
+        "checker process checks nothing without IPVS in the kernel.",
+        "",
+        "| checker half | TCP checks | adverts | p50 / p99 / max | late | IPVS ops |",
+        "|---|---|---|---|---|---|",
+    ]
+    for case in data.get("cases", []):
+        ops = case.get("ipvs_ops")
+        ops_text = "-" if not ops else ", ".join(f"{k} {v}" for k, v in sorted(ops.items()))
+        lines.append(
+            f"| {case.get('where', '-')} | {case.get('checks', '-')} "
+            f"| {case.get('adverts', '-')} | {_jit(case)} | {case.get('late', '-')} "
+            f"| {ops_text} |"
+        )
+    return lines
+
+
 # -- BENCHMARKS.md -------------------------------------------------------------------------
 
 
@@ -375,7 +408,7 @@ def replace_section(text: str, heading: str, body: list[str]) -> str:
 
 
 def render(figure_case: str) -> list[str]:
-    names = ("failover", "startup", "scale", "config_check")
+    names = ("failover", "startup", "scale", "config_check", "checkers_vs_adverts")
     results = {n: d for n in names if (d := load_result(n)) is not None}
     if not results:
         return []
@@ -388,6 +421,7 @@ def render(figure_case: str) -> list[str]:
         ("jitter", "scale", jitter_section),
         ("profile", "scale", profile_section),
         ("config_check", "config_check", config_check_section),
+        ("checkers", "checkers_vs_adverts", checkers_section),
     ]
     text = replace_section(text, HEADINGS["machine"], machine_section(results))
     done = ["machine"]
