@@ -128,6 +128,9 @@ class _RunAs:
     name: str
 
 
+MAX_ID = 0xFFFFFFFF  # (uid_t)-1 / (gid_t)-1: "no change" for setresuid/setresgid, not an id
+
+
 def user_ids(user: str, group: str | None = None) -> tuple[int, int, str]:
     """uid, gid and name of ``USER [[:]GROUP]`` (spec §2 script_user): names or numbers;
     without a group, the user's primary group. The one lookup of the configuration check
@@ -140,8 +143,15 @@ def user_ids(user: str, group: str | None = None) -> tuple[int, int, str]:
     if not group:
         return pw.pw_uid, pw.pw_gid, pw.pw_name
     name = group.removeprefix(":")
+    if name.isdigit():
+        # a number need not name a group in /etc/group (setgid accepts any valid gid), but
+        # it must be one: (gid_t)-1 and beyond cannot be set
+        gid = int(name)
+        if gid >= MAX_ID:
+            raise KeyError(f"group '{name}' is not a valid group id")
+        return pw.pw_uid, gid, pw.pw_name
     try:
-        gid = int(name) if name.isdigit() else grp.getgrnam(name).gr_gid
+        gid = grp.getgrnam(name).gr_gid
     except KeyError:
         raise KeyError(f"group '{name}' does not exist") from None
     return pw.pw_uid, gid, pw.pw_name

@@ -282,3 +282,15 @@ def test_user_ids_accepts_names_and_numbers_and_the_runner_agrees() -> None:
         lookup("no-such-user-pykad")
     with pytest.raises(KeyError, match="group 'no-such-group-pykad' does not exist"):
         user_ids("0", "no-such-group-pykad")
+
+
+def test_a_numeric_group_must_be_a_valid_id() -> None:
+    """Any gid below (gid_t)-1 can be set, listed in /etc/group or not; a larger number
+    passed the configuration check and failed only when the script was started."""
+    from pykad.config.security import user_ids
+
+    assert user_ids("0", "4242")[1] == 4242
+    with pytest.raises(KeyError, match="group '99999999999' is not a valid group id"):
+        user_ids("0", "99999999999")
+    with pytest.raises(KeyError, match="is not a valid group id"):
+        user_ids("0", str(0xFFFFFFFF))
