@@ -279,7 +279,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     ap.add_argument("--daemons", nargs="+", choices=list(DAEMONS), default=list(DAEMONS))
-    ap.add_argument("--timeline", action="store_true", help="capture each graceful handover")
+    ap.add_argument("--timeline", action="store_true", help="capture each handover (tcpdump)")
     args = ap.parse_args()
     sweep_orphans()
     rec = Recorder("failover")
