@@ -100,7 +100,11 @@ def failover_section(data: dict[str, Any]) -> list[str]:
         "r1 priority 150, r2 priority 100; the client sends a UDP probe to the VIP every "
         f"5 ms; outage = longest gap between answered probes around the event; median of "
         f"{data['runs']} runs [min - max], in ms. Crash = r1's link cut and its daemon "
-        "SIGKILLed at the same instant; graceful = SIGTERM of r1 (priority 0 advert); "
+        "SIGKILLed at the same instant, right after one of r1's adverts reached the client's "
+        "namespace (r2's master-down timer then starts about when the outage does: the "
+        "bound's worst case, the same for both daemons; at a random moment the outage is "
+        "the bound minus a random part of an interval); graceful = SIGTERM of r1 (priority "
+        "0 advert); "
         "preempt = r1 back (after a crash or a stop) taking over from r2.",
         "",
         "| case | event | bound | pykad | keepalived | pykad/keepalived | pykad/bound "
