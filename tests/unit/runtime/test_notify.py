@@ -25,8 +25,11 @@ from pykad.config.model import (
 from pykad.runtime.notify import Notifier, fifo_line, notify_argv
 
 RECORDER = """#!/bin/sh
-# one line per run: the script name, then every argument in brackets
-{ printf '%s' "$(basename "$0")"; for a in "$@"; do printf ' [%s]' "$a"; done; echo; } >> "{log}"
+# one line per run: the script name, then every argument in brackets; built first and
+# appended in one write, so that scripts running at the same time never mix their lines
+line=$(basename "$0")
+for a in "$@"; do line="$line [$a]"; done
+printf '%s\\n' "$line" >> "{log}"
 """
 
 
@@ -317,10 +320,17 @@ async def test_each_process_opens_its_fifos_and_one_starts_each_script(
     lines), so the checker child leaves the global script to its parent."""
 
     def fifo(name: str) -> NotifyFifo:
+        # one file per script, renamed into place whole: two scripts appending to one log
+        # interleave their writes
+        out = tmp_path / name
+        body = f'#!/bin/sh\necho "$1" > {out}.part && mv {out}.part {out}.started\n'
         return NotifyFifo(
             path=str(tmp_path / f"{name}.fifo"),
-            script=Script(argv=(recorder(tmp_path, f"{name}script"),)),
+            script=Script(argv=(recorder(tmp_path, f"{name}script", body),)),
         )
+
+    def started_scripts() -> list[str]:
+        return sorted(n.removesuffix(".started") for n in os.listdir(tmp_path) if ".st" in n)
 
     gdefs = GlobalDefs(notify_fifo=fifo("g"), vrrp_notify_fifo=fifo("v"), lvs_notify_fifo=fifo("l"))
     notifier = Notifier(Config(global_defs=gdefs), **role)
@@ -329,10 +339,11 @@ async def test_each_process_opens_its_fifos_and_one_starts_each_script(
         made = sorted(name for name in os.listdir(tmp_path) if name.endswith(".fifo"))
         assert made == sorted(f"{n}.fifo" for n in opened)
         for _ in range(500):  # the scripts record their start, each in its own time
-            if len(calls(tmp_path)) >= len(started):
+            if len(started_scripts()) >= len(started):
                 break
             await asyncio.sleep(0.01)
     finally:
         await notifier.close()
-    expected = [f"{n}script [{tmp_path / f'{n}.fifo'}]" for n in started]
-    assert sorted(calls(tmp_path)) == sorted(expected)
+    assert started_scripts() == sorted(started)
+    for name in started:  # each got its FIFO's path as its last argument
+        assert (tmp_path / f"{name}.started").read_text() == f"{tmp_path / name}.fifo\n"
