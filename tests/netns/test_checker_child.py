@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -193,8 +194,12 @@ def test_reload_starts_and_stops_the_child_and_it_dies_with_the_parent(
     # again, then the parent crashes: the child follows it (PR_SET_PDEATHSIG)
     one.reload(MASTER + VS)
     child = child_of(one, other_than=child)
+    argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+    snapshots = Path(argv[argv.index(b"--config-snapshot") + 1].decode()).parent
     one.kill()
     wait_until("the orphaned child gone", lambda: gone(child), timeout=15)
+    # a SIGKILLed parent cannot remove its snapshot directory: the test does
+    shutil.rmtree(snapshots)
 
 
 @pytest.mark.timeout(120)
