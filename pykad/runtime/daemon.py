@@ -237,7 +237,7 @@ class Daemon:
         # What exists now (the modules, the configuration) lives as long as the daemon: the
         # cyclic collector need not walk it again. Without this, the first full collection
         # walked it when a fresh daemon became master and delayed its GARP by 20-35 ms
-        # (bench/failover.py --timeline, preemption: 2.5-3.3 ms after the advert with it).
+        # (bench/failover.py --timeline, preemption: 2.5-4.5 ms after the advert with it).
         # Nothing is lost: a collection at this point finds no garbage.
         gc.freeze()
         loop = asyncio.get_running_loop()
@@ -360,9 +360,9 @@ class Daemon:
         """spec §5.8: every instance gets Shutdown (masters send priority 0 and release).
         A reload being applied finishes first (none starts once stopping)."""
         async with self._reload_lock:
-            await self._shut_down()
+            await self._stop_all()
 
-    async def _shut_down(self) -> None:
+    async def _stop_all(self) -> None:
         sd_notify("STOPPING=1", "STATUS=stopping")
         log.info("Stopping")
         # at once, not after the instances: a checker child stops in parallel (the parent

@@ -154,9 +154,10 @@ class Notifier:
         return list({s.path: s for s in specs}.values())
 
     def _starts_script_of(self, spec: NotifyFifo) -> bool:
+        """Whether this process starts ``spec``'s script (the global one: maybe not)."""
         g = self._config.global_defs
         is_global = g.notify_fifo is not None and spec.path == g.notify_fifo.path
-        return spec.script is not None and (self.global_fifo_script or not is_global)
+        return self.global_fifo_script or not is_global
 
     @staticmethod
     def _check_scripts(config: Config) -> dict[tuple[str, str | None, str | None], ScriptVerdict]:
